@@ -64,6 +64,8 @@ def _convert_tensors(obj, layer_names):
     """Replace serialized tensors (Keras 3 dicts, Keras 2 triples) by TensorRefs."""
     if _is_keras3_tensor(obj):
         return TensorRef(*obj["config"]["keras_history"])
+    if isinstance(obj, dict) and obj.get("class_name") in ("__tensor__", "__numpy__"):
+        return np.asarray(obj["config"]["value"], dtype=obj["config"].get("dtype") or "float32")
     if _is_ref_triple(obj, layer_names):
         return TensorRef(*obj)
     if isinstance(obj, list):
@@ -76,7 +78,10 @@ def _convert_tensors(obj, layer_names):
 def _parse_call(node, layer_names) -> Call:
     if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
         return Call(_convert_tensors(node.get("args", []), layer_names), _convert_tensors(node.get("kwargs", {}), layer_names))
-    # Keras 2: [[layer, node, tensor, kwargs], ...], one entry per input tensor.
+    # Keras 2: [[layer, node, tensor, kwargs], ...], one entry per input tensor;
+    # TFOpLambda nodes hold a single entry, not nested.
+    if node and isinstance(node[0], str):
+        node = [node]
     refs = [TensorRef(e[0], e[1], e[2]) for e in node]
     kwargs = _convert_tensors(node[0][3], layer_names) if node and len(node[0]) > 3 else {}
     return Call([refs[0]] if len(refs) == 1 else [refs], kwargs)
@@ -358,6 +363,8 @@ class ModelWalker:
         ctx = LayerContext(self, layer, weights, path)
         ctx.masks = masks
         start = len(self.b.graph.nodes)
+        log_index = len(self.layer_log)
+        self.layer_log.append(None)  # filled below; wrapped sublayers log after their parent
         with self.b.meta(layer=path):
             try:
                 result = lowering.fn(ctx, *args, **kwargs)
@@ -365,7 +372,7 @@ class ModelWalker:
                 if "argument" not in str(e):
                     raise
                 raise LayerConfigError(f"layer {layer.name!r} ({layer.class_name}): unsupported call ({e})") from None
-        self.layer_log.append((path, layer.class_name, start, len(self.b.graph.nodes)))
+        self.layer_log[log_index] = (path, layer.class_name, start, len(self.b.graph.nodes))
         outputs = list(result) if isinstance(result, (tuple, list)) else [result]
         if lowering.masking == "custom":
             out_masks = ctx.output_masks or [None] * len(outputs)
