@@ -1,6 +1,9 @@
 """The `kcompile` command.
 
-    kcompile inspect MODEL [--ir]        the layer table (and the IR text)
+    kcompile MODEL [-o OUT] [--target cpu]   build an artifact (kcompile.load reads it)
+    kcompile inspect MODEL [--ir] [--source] the layer table, the IR, the generated code
+    kcompile bench MODEL_OR_ARTIFACT [--batch 1,128]   latency and throughput
+    kcompile export MODEL --onnx OUT.onnx [--opset N]   ONNX, without TensorFlow
 """
 from __future__ import annotations
 
@@ -47,15 +50,83 @@ def cmd_inspect(args, parser):
     if args.ir:
         print()
         print(graph)
+    if args.source:
+        from . import build
+
+        print()
+        print(build(graph).program.source)
     return 0
 
 
 def _inspect_args(parser):
     _add_model_args(parser)
     parser.add_argument("--ir", action="store_true", help="also print the IR text")
+    parser.add_argument("--source", action="store_true", help="also print the generated kernels")
 
 
-ARGUMENTS = {"inspect": _inspect_args}
+@command("build", "compile MODEL into an artifact folder (the default command)")
+def cmd_build(args, parser):
+    import os
+
+    from . import compile as compile_model
+
+    out = args.output or os.path.splitext(os.path.basename(args.model))[0] + ".kc"
+    model = compile_model(args.model, target=args.target, input_shapes=_parse_shapes(args.input_shape))
+    model.save(out)
+    print(f"kcompile: wrote {out} ({len(model.optimized.nodes)} kernels, target {args.target})")
+    return 0
+
+
+def _build_args(parser):
+    _add_model_args(parser)
+    parser.add_argument("-o", "--output", help="artifact folder (default: MODEL name + .kc)")
+    parser.add_argument("--target", default="cpu", choices=["cpu"], help="backend")
+
+
+def _load_any(path: str, input_shapes=None):
+    """An artifact folder or a model file, compiled."""
+    import os
+
+    from . import compile as compile_model
+    from . import load
+
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, "meta.json")):
+        return load(path)
+    return compile_model(path, input_shapes=input_shapes)
+
+
+@command("bench", "time predict at several batch sizes")
+def cmd_bench(args, parser):
+    from .runtime.bench import format_bench, measure
+
+    model = _load_any(args.model, _parse_shapes(args.input_shape))
+    batches = [int(b) for b in args.batch.split(",")]
+    print(format_bench(model, measure(model, batches, seconds=args.seconds)))
+    return 0
+
+
+def _bench_args(parser):
+    _add_model_args(parser)
+    parser.add_argument("--batch", default="1,128", help="comma-separated batch sizes")
+    parser.add_argument("--seconds", type=float, default=1.0, help="time budget per batch size")
+
+
+@command("export", "export MODEL to ONNX")
+def cmd_export(args, parser):
+    from . import export_onnx
+
+    model = export_onnx(args.model, args.onnx, opset=args.opset, input_shapes=_parse_shapes(args.input_shape))
+    print(f"kcompile: wrote {args.onnx} (opset {model.opset_import[0].version}, {len(model.graph.node)} nodes)")
+    return 0
+
+
+def _export_args(parser):
+    _add_model_args(parser)
+    parser.add_argument("--onnx", required=True, metavar="OUT.onnx", help="output file")
+    parser.add_argument("--opset", type=int, help="ONNX opset (default: the newest ONNX Runtime runs)")
+
+
+ARGUMENTS = {"inspect": _inspect_args, "build": _build_args, "bench": _bench_args, "export": _export_args}
 
 
 def build_parser():
@@ -67,6 +138,9 @@ def build_parser():
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        argv.insert(0, "build")  # `kcompile MODEL -o OUT`
     parser = build_parser()
     args = parser.parse_args(argv)
     fn, _ = COMMANDS[args.command]

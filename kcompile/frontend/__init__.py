@@ -22,12 +22,15 @@ def read_source(src) -> ModelSource:
     raise KcompileError(f"cannot load {type(src).__name__!r}: pass a .keras/.h5 path or a keras.Model")
 
 
-def load_graph(src, input_shapes=None, training: bool = False) -> Graph:
+def load_graph(src, input_shapes=None, training: bool = False, custom_objects=None, safe_mode: bool = True) -> Graph:
     """The frontend alone: a model file or keras.Model to a verified IR Graph.
 
-    input_shapes: {input name: shape} to fix dimensions the model leaves unknown."""
+    input_shapes: {input name: shape} to fix dimensions the model leaves unknown.
+    custom_objects, safe_mode: as in keras.models.load_model (custom layers, Lambda)."""
     source = read_source(src)
-    graph = ModelWalker(source, training=training, input_shapes=input_shapes).build()
+    walker = ModelWalker(source, training=training, input_shapes=input_shapes, custom_objects=custom_objects,
+                         safe_mode=safe_mode)
+    graph = walker.build()
     return verify(graph)
 
 

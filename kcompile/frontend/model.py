@@ -137,9 +137,12 @@ def dtype_name(dtype) -> str | None:
 class ModelWalker:
     """Lowers a ModelSource into a Graph, layer call by layer call."""
 
-    def __init__(self, source: ModelSource, training: bool = False, input_shapes=None, lowerings=None):
+    def __init__(self, source: ModelSource, training: bool = False, input_shapes=None, lowerings=None,
+                 custom_objects=None, safe_mode: bool = True):
         self.source = source
         self.training = training
+        self.custom_objects = dict(custom_objects or {})
+        self.safe_mode = safe_mode
         self.input_shapes = dict(input_shapes or {})
         self.lowerings = lowerings if lowerings is not None else LAYER_LOWERINGS
         self.keras_major = source.keras_major
@@ -318,15 +321,9 @@ class ModelWalker:
             return lowering
         lowering = self.lowerings.get(layer.class_name) or self.lowerings.get(layer.raw.get("registered_name") or "")
         if lowering is None:
-            if layer.class_name == "Lambda":
-                raise UnsupportedLayerError(
-                    f"layer {layer.name!r} is a Lambda layer: kcompile never runs the Python bytecode stored in "
-                    f"model files. Register a lowering with kcompile.register_layer for it."
-                )
-            raise UnsupportedLayerError(
-                f"layer {layer.name!r} has class {layer.class_name!r}, which kcompile cannot lower; "
-                f"register one with kcompile.register_layer({layer.class_name!r})"
-            )
+            from .custom import fallback_lowering  # custom and Lambda layers
+
+            lowering = fallback_lowering(self, layer)
         return lowering
 
     @staticmethod

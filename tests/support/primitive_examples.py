@@ -68,18 +68,28 @@ EXAMPLES = {
     "reduce_min": [([X(3, 4, 5)], dict(axes=(1, 2), keepdims=False))],
     "softmax": [([X(3, 4, 5)], dict(axis=-1)), ([X(3, 4, 5)], dict(axis=1))],
     "log_softmax": [([X(3, 6)], dict(axis=-1))],
-    "matmul": [([X(3, 5), P(f(5, 4))], {}), ([X(2, 3, 5), P(f(5, 4))], {}), ([X(2, 2, 3, 4), ("in", f(2, 2, 4, 5))], {}),
+    "matmul": [([X(3, 5), P(f(5, 4))], {}),
+               ([X(3, 5), P(f(5, 4)), P(f(4)), X(3, 4)],
+                dict(epilogue=(("add", (("acc",), ("in", 0)), ()), ("sub", (("in", 1), ("t", 0)), ()),
+                               ("tanh", (("t", 1),), ())))), ([X(2, 3, 5), P(f(5, 4))], {}), ([X(2, 2, 3, 4), ("in", f(2, 2, 4, 5))], {}),
                ([X(2, 3, 1, 4), P(f(3, 4, 2))], {})],
     "conv": [
         ([X(2, 7, 3), P(f(3, 3, 4))], dict(strides=(1,), dilations=(1,), pads=((1, 1),), groups=1)),
         ([X(2, 8, 8, 3), P(f(3, 3, 3, 5))], dict(strides=(2, 2), dilations=(1, 1), pads=((0, 1), (0, 1)), groups=1)),
         ([X(2, 6, 6, 4), P(f(3, 3, 1, 8))], dict(strides=(1, 1), dilations=(2, 2), pads=((2, 2), (2, 2)), groups=4)),
         ([X(2, 6, 6, 4), P(f(1, 1, 4, 6))], dict(strides=(1, 1), dilations=(1, 1), pads=((0, 0), (0, 0)), groups=1)),
-        ([X(1, 4, 4, 4, 2), P(f(2, 2, 2, 2, 3))], dict(strides=(1, 2, 1), dilations=(1, 1, 1), pads=((0, 0),) * 3, groups=1)),
+        ([X(2, 5, 5, 3), P(f(3, 3, 3, 4)), P(f(4)), X(2, 5, 5, 4)],
+         dict(strides=(1, 1), dilations=(1, 1), pads=((1, 1), (1, 1)), groups=1,
+              epilogue=(("add", (("acc",), ("in", 0)), ()), ("add", (("t", 0), ("in", 1)), ()),
+                        ("clip", (("t", 1),), (("high", 6.0), ("low", 0.0)))))),
+        ([X(2, 4, 4, 4, 2), P(f(2, 2, 2, 2, 3))], dict(strides=(1, 2, 1), dilations=(1, 1, 1), pads=((0, 0),) * 3, groups=1)),
     ],
     "conv_transpose": [
         ([X(2, 4, 3), P(f(3, 2, 3))], dict(strides=(2,), dilations=(1,), pads=((0, 0),))),
         ([X(2, 3, 3, 2), P(f(3, 3, 4, 2))], dict(strides=(2, 2), dilations=(1, 1), pads=((1, 0), (1, -1)))),
+        ([X(2, 3, 3, 2), P(f(2, 2, 4, 2)), P(f(4))],
+         dict(strides=(2, 2), dilations=(1, 1), pads=((0, 0), (0, 0)),
+              epilogue=(("mul", (("acc",), ("in", 0)), ()), ("sigmoid", (("t", 0),), ())))),
     ],
     "max_pool": [([X(2, 6, 6, 3)], dict(window=(2, 2), strides=(2, 2), pads=((0, 0), (0, 0)))),
                  ([X(2, 7, 3)], dict(window=(3,), strides=(2,), pads=((1, 1),)))],
@@ -98,6 +108,13 @@ EXAMPLES = {
     "gather": [([P(f(10, 4)), ("in", i(3, 5, high=10))], {})],
     "resize": [([X(2, 3, 4, 2)], dict(sizes=(6, 5), method="bilinear")),
                ([X(2, 4, 4, 2)], dict(sizes=(8, 6), method="nearest"))],
+    "fused_elementwise": [
+        # relu(x * w + c) with a broadcast per-channel w, then a where on the sign of x
+        ([X(3, 4, 5), P(f(5)), P(f(5))],
+         dict(program=(("mul", (("in", 0), ("in", 1)), ()), ("add", (("t", 0), ("in", 2)), ()), ("relu", (("t", 1),), ()),
+                       ("greater", (("in", 0), ("t", 2)), ()), ("where", (("t", 3), ("in", 0), ("t", 2)), ()),
+                       ("clip", (("t", 4),), (("high", 1.5), ("low", -1.0)))))),
+    ],
     "simple_rnn": [_rnn("simple_rnn", 1), _rnn("simple_rnn", 1, return_sequences=True, go_backwards=True, mask=True)],
     "lstm": [_rnn("lstm", 4), _rnn("lstm", 4, return_sequences=True, mask=True, states=2),
              _rnn("lstm", 4, go_backwards=True, recurrent_activation="hard_sigmoid", mask=True, zero_output_for_mask=True,
@@ -123,3 +140,27 @@ def build_example_graph(op, inputs, attrs):
     outs = list(out) if isinstance(out, tuple) else [out]
     b.output(outs)
     return b.graph, arrays
+
+
+def build_combined_graph(ops=None, batch: int = 2):
+    """Every example of `ops` (default: all) in one graph, inputs cut to one batch size,
+    so a backend compiles once. Returns (graph, input arrays, [(op, output index range)])."""
+    from kcompile.ir import GraphBuilder
+
+    b = GraphBuilder("all_examples")
+    arrays, outputs, spans = [], [], []
+    for op in sorted(ops or EXAMPLES):
+        for n, (inputs, attrs) in enumerate(EXAMPLES[op]):
+            values = []
+            for k, (kind, array) in enumerate(inputs):
+                if kind == "in":
+                    values.append(b.input(f"{op}{n}_x{k}", (None,) + array.shape[1:], str(array.dtype)))
+                    arrays.append(array[:batch])
+                else:
+                    values.append(b.param(array, f"{op}{n}_w{k}"))
+            out = b.emit(op, *values, **attrs)
+            outs = list(out) if isinstance(out, tuple) else [out]
+            spans.append((f"{op}[{n}]", len(outputs), len(outputs) + len(outs)))
+            outputs.extend(outs)
+    b.output(outputs)
+    return b.graph, arrays, spans

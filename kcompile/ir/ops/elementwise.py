@@ -5,6 +5,7 @@ import numpy as np
 from scipy import special
 
 from ..graph import TensorType
+from ..program import program_type, run_program
 from ..registry import Kind, Primitive, define, primitive
 from ..shapes import broadcast_shapes
 
@@ -123,3 +124,16 @@ class Where:
     @staticmethod
     def reference(cond, a, b):
         return np.where(cond != 0, a, b).astype(a.dtype)
+
+
+@primitive("fused_elementwise", Kind.BROADCAST)
+class FusedElementwise:
+    """A chain of elementwise/broadcast primitives computed in one pass (see ir.program)."""
+
+    @staticmethod
+    def infer(*inputs, program):
+        return program_type(program, list(inputs))
+
+    @staticmethod
+    def reference(*inputs, program):
+        return run_program(program, list(inputs))

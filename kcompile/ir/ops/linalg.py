@@ -9,8 +9,33 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ...errors import IRError
 from ..graph import TensorType
+from ..program import program_type, run_program
 from ..registry import Kind, primitive
 from ..shapes import broadcast_shapes, window_output_size
+
+
+# Fusion puts an elementwise epilogue (bias, activation, residual add) into matmul and
+# conv: the extra inputs follow the two operands and `epilogue` is a program over them
+# and ("acc",), the product. Without an epilogue the primitive is the plain product.
+def epilogue_infer(base):
+    def infer(a, b, *extra, epilogue=(), **attrs):
+        acc = base(a, b, **attrs)
+        if not epilogue:
+            return acc
+        out = program_type(epilogue, list(extra), acc)
+        if out.shape != acc.shape:
+            raise IRError(f"epilogue changes the shape {acc} to {out}")
+        return out
+
+    return infer
+
+
+def epilogue_reference(base):
+    def reference(a, b, *extra, epilogue=(), **attrs):
+        acc = base(a, b, **attrs)
+        return run_program(epilogue, list(extra), acc) if epilogue else acc
+
+    return reference
 
 
 @primitive("matmul", Kind.OUT_FUSABLE)
@@ -18,6 +43,7 @@ class MatMul:
     """NumPy matmul: (..., M, K) @ (..., K, N), leading dims broadcast."""
 
     @staticmethod
+    @epilogue_infer
     def infer(a, b):
         if a.rank < 2 or b.rank < 2:
             raise IRError(f"matmul needs rank >= 2 operands, got {a} and {b}")
@@ -27,6 +53,7 @@ class MatMul:
         return TensorType(batch + (a.shape[-2], b.shape[-1]), a.dtype)
 
     @staticmethod
+    @epilogue_reference
     def reference(a, b):
         return np.matmul(a, b)
 
@@ -58,6 +85,7 @@ class Conv:
     """N-D convolution (cross-correlation) with explicit padding, strides, dilation and groups."""
 
     @staticmethod
+    @epilogue_infer
     def infer(x, w, *, strides, dilations, pads, groups=1):
         window, cin_per_group, filters = w.shape[:-2], w.shape[-2], w.shape[-1]
         if x.shape[-1] != cin_per_group * groups or filters % groups:
@@ -65,6 +93,7 @@ class Conv:
         return _window_type(x, window, strides, dilations, pads, filters)
 
     @staticmethod
+    @epilogue_reference
     def reference(x, w, *, strides, dilations, pads, groups=1):
         window, cg, filters = w.shape[:-2], w.shape[-2], w.shape[-1]
         patches = _spatial_windows(x, window, strides, dilations, pads)  # (N, *O, C, *K)
@@ -85,6 +114,7 @@ class ConvTranspose:
     pads (lo, hi); a negative hi extends the output with zeros (Keras's output_padding)."""
 
     @staticmethod
+    @epilogue_infer
     def infer(x, w, *, strides, dilations, pads):
         window, filters, cin = w.shape[:-2], w.shape[-2], w.shape[-1]
         if x.shape[-1] != cin:
@@ -98,6 +128,7 @@ class ConvTranspose:
         return TensorType((x.shape[0],) + tuple(out) + (filters,), x.dtype)
 
     @staticmethod
+    @epilogue_reference
     def reference(x, w, *, strides, dilations, pads):
         window, filters = w.shape[:-2], w.shape[-2]
         spatial = x.shape[1:-1]

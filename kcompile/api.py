@@ -1,0 +1,53 @@
+"""The public entry points: compile, load, export (see the package docstring)."""
+from __future__ import annotations
+
+from .errors import KcompileError
+from .frontend import load_graph
+from .ir import Graph
+from .passes import run_pipeline
+
+
+def _numba_cpu(graph: Graph, folder=None):
+    from .codegen.numba_cpu.compiler import compile_graph
+
+    return compile_graph(graph, folder)
+
+
+TARGETS = {"cpu": _numba_cpu}
+
+
+def build(graph: Graph, target: str = "cpu", disable_passes=(), folder=None):
+    """Optimize a loaded graph and compile it for `target`; returns a CompiledModel."""
+    from .runtime import CompiledModel
+
+    if target not in TARGETS:
+        raise KcompileError(f"unknown target {target!r}; available: {', '.join(TARGETS)}")
+    optimized = run_pipeline(graph, disable=disable_passes)
+    return CompiledModel(graph, optimized, TARGETS[target](optimized, folder), target)
+
+
+def compile(src, target: str = "cpu", input_shapes=None, disable_passes=(), custom_objects=None,
+            safe_mode: bool = True):
+    """Compile a Keras model (a .keras/.h5 path or a keras.Model) into a CompiledModel.
+
+    disable_passes: names of optimization passes to skip (see kcompile.passes.PASSES);
+    custom_objects, safe_mode: as in keras.models.load_model."""
+    graph = load_graph(src, input_shapes=input_shapes, custom_objects=custom_objects, safe_mode=safe_mode)
+    return build(graph, target, disable_passes)
+
+
+def load(path: str):
+    """Load an artifact written by CompiledModel.save or `kcompile MODEL -o OUT`."""
+    from .runtime.artifact import load_artifact
+
+    return load_artifact(path)
+
+
+def export_onnx(src, path: str, opset: int | None = None, input_shapes=None, custom_objects=None,
+                safe_mode: bool = True):
+    """Export a Keras model (path or keras.Model) to ONNX from kcompile's optimized IR,
+    without TensorFlow. Returns the onnx.ModelProto."""
+    from .codegen.onnx import export_graph
+
+    graph = load_graph(src, input_shapes=input_shapes, custom_objects=custom_objects, safe_mode=safe_mode)
+    return export_graph(run_pipeline(graph), path, opset=opset)

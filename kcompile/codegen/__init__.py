@@ -1,0 +1,1 @@
+"""Backends: IR -> kernels. One folder a backend, each a table of lowerings."""

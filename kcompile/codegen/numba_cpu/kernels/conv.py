@@ -1,0 +1,167 @@
+"""Convolutions over channels-last data, written once for three spatial dimensions
+(1-D and 2-D convolutions arrive as 3-D ones with unit extents).
+
+conv: im2col per tile of output pixels into a thread-local buffer, one BLAS GEMM per
+tile against the (window * C, F) kernel matrix, the epilogue on the tile while it is
+hot. 1x1 stride-1 convolutions skip the im2col. Depthwise convolutions (one input
+channel per group) use a direct kernel."""
+import numpy as np
+from numba import njit, prange
+
+from .epilogue import apply
+from .scalar import FASTMATH
+
+TILE_BYTES = 1 << 17  # im2col tile size that stays in L2
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _im2col(x, n, p0, p1, cols, geometry, out_hw):
+    """Fill cols (p1 - p0, KD*KH*KW*C) with the windows of output pixels p0..p1."""
+    kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw = geometry
+    _, d_in, h_in, w_in, c = x.shape
+    oh_, ow_ = out_hw
+    for p in range(p0, p1):
+        od = p // (oh_ * ow_)
+        rem = p % (oh_ * ow_)
+        oh = rem // ow_
+        ow = rem % ow_
+        row = cols[p - p0]
+        col = 0
+        for kd in range(kd_):
+            idd = od * sd - pd + kd * dd
+            for kh in range(kh_):
+                ih = oh * sh - ph + kh * dh
+                for kw in range(kw_):
+                    iw = ow * sw - pw + kw * dw
+                    if 0 <= idd < d_in and 0 <= ih < h_in and 0 <= iw < w_in:
+                        src = x[n, idd, ih, iw]
+                        for ch in range(c):
+                            row[col + ch] = src[ch]
+                    else:
+                        for ch in range(c):
+                            row[col + ch] = 0.0
+                    col += c
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
+def conv(x, w2d, out, geometry, groups, steps, chan, res):
+    """x (N, D, H, W, C); w2d (KD*KH*KW*C/groups, F); out (N, OD, OH, OW, F).
+    geometry = (KD, KH, KW, SD, SH, SW, DD, DH, DW, PD, PH, PW) with P* the leading pads."""
+    n_, od_, oh_, ow_, f = out.shape
+    c = x.shape[4]
+    pixels = od_ * oh_ * ow_
+    k = w2d.shape[0]
+    out2 = out.reshape((n_ * pixels, f))
+    pointwise = k == c and geometry[0] * geometry[1] * geometry[2] == 1 and pixels == x.shape[1] * x.shape[2] * x.shape[3]
+    pointwise = pointwise and geometry[3] == 1 and geometry[4] == 1 and geometry[5] == 1 and groups == 1
+    if pointwise:
+        x2 = x.reshape((n_ * pixels, c))
+        rows = n_ * pixels
+        tile = max(16, TILE_BYTES // (4 * max(c, f)))
+        tiles = (rows + tile - 1) // tile
+        for t in prange(tiles):
+            r0 = t * tile
+            r1 = min(rows, r0 + tile)
+            block = out2[r0:r1]
+            np.dot(x2[r0:r1], w2d, block)
+            apply(block, steps, chan, res, r0)
+        return
+    tile = max(8, min(pixels, TILE_BYTES // (4 * k * groups)))
+    tiles = (pixels + tile - 1) // tile
+    cg = c // groups
+    fg = f // groups
+    for job in prange(n_ * tiles):
+        n = job // tiles
+        p0 = (job % tiles) * tile
+        p1 = min(pixels, p0 + tile)
+        cols = np.empty((p1 - p0, k * groups), np.float32)
+        _im2col(x, n, p0, p1, cols, geometry, (oh_, ow_))
+        block = out2[n * pixels + p0 : n * pixels + p1]
+        if groups == 1:
+            np.dot(cols, w2d, block)
+        else:
+            # cols columns are (window, C); gather each group's channels, one GEMM per group.
+            window = k // cg
+            part = np.empty((p1 - p0, k), np.float32)
+            result = np.empty((p1 - p0, fg), np.float32)
+            for g in range(groups):
+                for r in range(p1 - p0):
+                    for wi in range(window):
+                        for ch in range(cg):
+                            part[r, wi * cg + ch] = cols[r, wi * c + g * cg + ch]
+                np.dot(part, w2d[:, g * fg : (g + 1) * fg].copy(), result)
+                block[:, g * fg : (g + 1) * fg] = result
+        apply(block, steps, chan, res, n * pixels + p0)
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
+def depthwise_conv(x, w, out, geometry, steps, chan, res):
+    """One input channel per group: w (KD, KH, KW, F) with F = C * multiplier."""
+    kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw = geometry
+    n_, od_, oh_, ow_, f = out.shape
+    _, d_in, h_in, w_in, c = x.shape
+    mult = f // c
+    out2 = out.reshape((n_ * od_ * oh_ * ow_, f))
+    for job in prange(n_ * od_ * oh_):
+        n = job // (od_ * oh_)
+        od = (job // oh_) % od_
+        oh = job % oh_
+        acc = np.zeros((ow_, f), np.float32)
+        for kd in range(kd_):
+            idd = od * sd - pd + kd * dd
+            if idd < 0 or idd >= d_in:
+                continue
+            for kh in range(kh_):
+                ih = oh * sh - ph + kh * dh
+                if ih < 0 or ih >= h_in:
+                    continue
+                for kw in range(kw_):
+                    wk = w[kd, kh, kw]
+                    for ow in range(ow_):
+                        iw = ow * sw - pw + kw * dw
+                        if 0 <= iw < w_in:
+                            src = x[n, idd, ih, iw]
+                            if mult == 1:
+                                for ch in range(f):
+                                    acc[ow, ch] += src[ch] * wk[ch]
+                            else:
+                                for ch in range(f):
+                                    acc[ow, ch] += src[ch // mult] * wk[ch]
+        row0 = ((n * od_ + od) * oh_ + oh) * ow_
+        block = out2[row0 : row0 + ow_]
+        block[:, :] = acc
+        apply(block, steps, chan, res, row0)
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
+def conv_transpose(x, w_pos, out, geometry, crops, steps, chan, res):
+    """Transposed convolution as scatter-GEMMs: w_pos (KD*KH*KW, C, F); out is the full
+    result cropped by `crops` (leading crop per axis; the trailing side may extend with
+    zeros)."""
+    kd_, kh_, kw_, sd, sh, sw, dd, dh, dw = geometry
+    cd, ch_, cw = crops
+    n_, d_in, h_in, w_in, c = x.shape
+    _, od_, oh_, ow_, f = out.shape
+    pixels = d_in * h_in * w_in
+    for n in prange(n_):
+        xn = x[n].reshape((pixels, c))
+        acc = np.zeros((od_, oh_, ow_, f), np.float32)
+        prod = np.empty((pixels, f), np.float32)
+        for pos in range(kd_ * kh_ * kw_):
+            kd = pos // (kh_ * kw_)
+            kh = (pos // kw_) % kh_
+            kw = pos % kw_
+            np.dot(xn, w_pos[pos], prod)
+            for p in range(pixels):
+                idd = p // (h_in * w_in)
+                ih = (p // w_in) % h_in
+                iw = p % w_in
+                zd = idd * sd + kd * dd - cd
+                zh = ih * sh + kh * dh - ch_
+                zw = iw * sw + kw * dw - cw
+                if 0 <= zd < od_ and 0 <= zh < oh_ and 0 <= zw < ow_:
+                    for ch in range(f):
+                        acc[zd, zh, zw, ch] += prod[p, ch]
+        out[n] = acc
+    rows = n_ * od_ * oh_ * ow_
+    apply(out.reshape((rows, f)), steps, chan, res, 0)

@@ -1,0 +1,352 @@
+"""The Numba CPU lowering table: primitive name -> function(emitter, node) writing the
+node's part of `run` (and, for elementwise work, a generated kernel)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import KcompileError
+from ...ir import Kind, all_primitives
+from ...ir.ops.shape import resize_source
+from ...ir.program import format_program
+from ...passes.rewrite import per_channel
+from .elementwise import elementwise_kernel, program_of
+from .kernels.epilogue import RESIDUAL
+from .kernels.rnn import ACTIVATIONS as RNN_ACTIVATIONS
+from .kernels.rnn import CELLS
+from .kernels.scalar import OPCODES
+
+LOWERINGS: dict = {}
+
+
+def lowering(*ops):
+    def register(fn):
+        for op in ops:
+            LOWERINGS[op] = fn
+        return fn
+
+    return register
+
+
+def _tuple(items) -> str:
+    items = [str(i) for i in items]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
+# -- elementwise ---------------------------------------------------------------------------
+ELEMENTWISE_OPS = [name for name, p in all_primitives().items() if p.kind in (Kind.ELEMENTWISE, Kind.BROADCAST)]
+
+
+@lowering(*ELEMENTWISE_OPS)
+def lower_elementwise(em, node):
+    name = em.fresh(f"k_{node.output.name}")
+    inputs = [em.ref(v) for v in node.inputs]
+    text = format_program(program_of(node), [f"in{k}" for k in range(len(inputs))])
+    em.add_kernel(elementwise_kernel(name, node, f"{node.meta.get('layer', '')}: out = {text}"))
+    em.comment(f"{node.meta.get('layer', node.op)}: {text}")
+    em.call(name, *inputs, em.ref(node.output))
+
+
+# -- epilogues -------------------------------------------------------------------------------
+def epilogue_args(em, node) -> tuple:
+    """`steps, chan, res` arguments for a matmul/conv epilogue (see kernels.epilogue)."""
+    program = node.attrs.get("epilogue", ())
+    extra = node.inputs[2:]
+    channels = node.output.shape[-1]
+    width = max(channels, 2)
+    steps, rows, residual = [], [], None
+    for op, args, attrs in program:
+        attrs = dict(attrs)
+        code = OPCODES[op]
+        others = [a for a in args if a[0] == "in"]
+        running_first = args[0][0] in ("acc", "t")
+        if op == "clip":
+            rows.append(np.pad(np.array([attrs["low"], attrs["high"]], np.float32), (0, width - 2)))
+            steps.append((code, len(rows) - 1, 0))
+        elif not others:
+            steps.append((code, -1, 0))
+        else:
+            value = extra[others[0][1]]
+            array = em.param_array(value)
+            if array is not None:
+                vector = per_channel(array, channels, node.output.rank)
+                rows.append(np.pad(vector, (0, width - channels)))
+                steps.append((code, len(rows) - 1, int(not running_first)))
+            else:
+                residual = value
+                steps.append((code, RESIDUAL, int(not running_first)))
+    steps_expr = em.const(np.array(steps, np.int32).reshape(-1, 3), key=("steps", tuple(steps)))
+    chan = np.stack(rows) if rows else np.zeros((1, width), np.float32)
+    chan_expr = em.const(chan.astype(np.float32))
+    if residual is not None:
+        res_expr = f"{em.ref(residual)}.reshape((-1, {channels}))"
+    else:
+        res_expr = em.const(np.zeros((1, 1), np.float32), key="no_residual")
+    return steps_expr, chan_expr, res_expr
+
+
+def _comment(em, node, what: str):
+    ep = node.attrs.get("epilogue")
+    text = f" then {format_program(ep, [v.name for v in node.inputs[2:]])}" if ep else ""
+    em.comment(f"{node.meta.get('layer', node.op)}: {what}{text}")
+
+
+# -- matrix products -----------------------------------------------------------------------
+@lowering("matmul")
+def lower_matmul(em, node):
+    a, b = node.inputs[:2]
+    out = node.output
+    k, n = a.shape[-1], b.shape[-1]
+    _comment(em, node, f"{a.type} @ {b.type}")
+    ep = epilogue_args(em, node)
+    if b.rank == 2:
+        em.call("G.matmul", f"{em.ref(a)}.reshape((-1, {k}))", em.ref(b), f"{em.ref(out)}.reshape((-1, {n}))", *ep)
+        return
+    # Batched: bring both operands to the output's batch dimensions, flatten them.
+    batch_dims = em.dims(out)[:-2]
+    operands = []
+    for v in (a, b):
+        expr = em.ref(v)
+        if v.shape[:-2] != out.shape[:-2]:
+            target = _tuple(batch_dims + [v.shape[-2], v.shape[-1]])
+            expr = f"np.ascontiguousarray(np.broadcast_to({expr}, {target}))"
+        operands.append(f"{expr}.reshape((-1, {v.shape[-2]}, {v.shape[-1]}))")
+    out3 = f"{em.ref(out)}.reshape((-1, {out.shape[-2]}, {n}))"
+    em.call("G.batched_matmul", operands[0], operands[1], out3)
+    if node.attrs.get("epilogue"):
+        em.call("E.apply", f"{em.ref(out)}.reshape((-1, {n}))", *ep, "0")
+
+
+# -- convolution and pooling ------------------------------------------------------------------
+def _as_3d(values, rank_spatial):
+    """Pad a per-spatial-axis tuple to three axes (leading unit axes)."""
+    return (1,) * (3 - rank_spatial) + tuple(values)
+
+
+def _as_5d(em, value) -> str:
+    spatial = value.shape[1:-1]
+    dims = _as_3d(spatial, len(spatial))
+    return f"{em.ref(value)}.reshape((-1, {dims[0]}, {dims[1]}, {dims[2]}, {value.shape[-1]}))"
+
+
+@lowering("conv")
+def lower_conv(em, node):
+    x, w = node.inputs[:2]
+    out = node.output
+    n = x.rank - 2
+    window = w.shape[:-2]
+    cg, filters = w.shape[-2], w.shape[-1]
+    groups = node.attrs.get("groups", 1)
+    geometry = (_as_3d(window, n) + _as_3d(node.attrs["strides"], n) + _as_3d(node.attrs["dilations"], n)
+                + (0,) * (3 - n) + tuple(p[0] for p in node.attrs["pads"]))
+    _comment(em, node, f"conv {x.type} * {w.type} -> {out.type}")
+    ep = epilogue_args(em, node)
+    if groups > 1 and cg == 1:
+        kernel = f"{em.ref(w)}.reshape({_tuple(_as_3d(window, n) + (filters,))})"
+        em.call("C.depthwise_conv", _as_5d(em, x), kernel, _as_5d(em, out), _tuple(geometry), *ep)
+        return
+    w2d = f"{em.ref(w)}.reshape(({int(np.prod(window)) * cg}, {filters}))"
+    em.call("C.conv", _as_5d(em, x), w2d, _as_5d(em, out), _tuple(geometry), str(groups), *ep)
+
+
+@lowering("conv_transpose")
+def lower_conv_transpose(em, node):
+    x, w = node.inputs[:2]
+    out = node.output
+    n = x.rank - 2
+    window = w.shape[:-2]
+    filters, channels = w.shape[-2], w.shape[-1]
+    positions = int(np.prod(window))
+    weights = em.param_array(w)
+    if weights is None:
+        raise KcompileError(f"conv_transpose {node.meta.get('layer')}: the Numba backend needs constant weights")
+    packed = em.const(np.ascontiguousarray(weights.reshape(positions, filters, channels).transpose(0, 2, 1)))
+    geometry = _as_3d(window, n) + _as_3d(node.attrs["strides"], n) + _as_3d(node.attrs["dilations"], n)
+    crops = (0,) * (3 - n) + tuple(p[0] for p in node.attrs["pads"])
+    _comment(em, node, f"conv_transpose {x.type} -> {out.type}")
+    ep = epilogue_args(em, node)
+    em.call("C.conv_transpose", _as_5d(em, x), packed, _as_5d(em, out), _tuple(geometry), _tuple(crops), *ep)
+
+
+@lowering("max_pool", "avg_pool")
+def lower_pool(em, node):
+    x, out = node.inputs[0], node.output
+    n = x.rank - 2
+    geometry = _as_3d(node.attrs["window"], n) + _as_3d(node.attrs["strides"], n) + (0,) * (3 - n)
+    geometry += tuple(p[0] for p in node.attrs["pads"])
+    is_max = node.op == "max_pool"
+    include = bool(node.attrs.get("count_include_pad", False))
+    em.comment(f"{node.meta.get('layer', node.op)}: {node.op} {x.type} -> {out.type}")
+    em.call("P.pool", _as_5d(em, x), _as_5d(em, out), _tuple(geometry), str(is_max), str(include))
+
+
+# -- reductions ------------------------------------------------------------------------------------
+def _three_axes(em, value, first: int, last: int) -> str:
+    """value viewed as (outer, axes first..last, inner), -1 where the batch falls."""
+    shape = value.shape
+    groups = [shape[:first], shape[first : last + 1], shape[last + 1 :]]
+    dims = ["-1" if None in g else str(int(np.prod(g))) for g in groups]
+    return f"{em.ref(value)}.reshape(({', '.join(dims)}))"
+
+
+REDUCTIONS = {"reduce_sum": "R.SUM", "reduce_mean": "R.MEAN", "reduce_max": "R.MAX", "reduce_min": "R.MIN"}
+
+
+@lowering(*REDUCTIONS)
+def lower_reduce(em, node):
+    x, out = node.inputs[0], node.output
+    axes = sorted(a % x.rank for a in node.attrs["axes"])
+    em.comment(f"{node.meta.get('layer', node.op)}: {node.op} over axes {tuple(axes)}")
+    if axes == list(range(axes[0], axes[-1] + 1)):
+        view = _three_axes(em, x, axes[0], axes[-1])
+        outer, inner = x.shape[: axes[0]], x.shape[axes[-1] + 1 :]
+    else:
+        # Make the reduced axes adjacent (last) with a transposed copy.
+        perm = [i for i in range(x.rank) if i not in axes] + axes
+        moved = em.scratch(f"{x.name}_moved", _tuple([em.dims(x)[i] for i in perm]))
+        em.call("np.copyto", moved, f"np.transpose({em.ref(x)}, {_tuple(perm)})")
+        view = f"{moved}.reshape((-1, {int(np.prod([x.shape[a] for a in axes]))}, 1))"
+        outer, inner = tuple(x.shape[i] for i in range(x.rank) if i not in axes), ()
+    dims = ["-1" if None in g else str(int(np.prod(g))) for g in (outer, inner)]
+    em.call("R.reduce", view, f"{em.ref(out)}.reshape(({dims[0]}, {dims[1]}))", REDUCTIONS[node.op])
+
+
+@lowering("softmax", "log_softmax")
+def lower_softmax(em, node):
+    x, out = node.inputs[0], node.output
+    axis = node.attrs["axis"] % x.rank
+    em.comment(f"{node.meta.get('layer', node.op)}: {node.op} along axis {axis}")
+    em.call("R.softmax", _three_axes(em, x, axis, axis), _three_axes(em, out, axis, axis), str(node.op == "log_softmax"))
+
+
+# -- data movement ---------------------------------------------------------------------------------
+def _index(rank, entries: dict) -> str:
+    return ", ".join(entries.get(d, ":") for d in range(rank))
+
+
+@lowering("reshape")
+def lower_reshape(em, node):
+    em.ref(node.output)  # a view of its input (see passes.memory)
+
+
+@lowering("transpose")
+def lower_transpose(em, node):
+    em.call("np.copyto", em.ref(node.output), f"np.transpose({em.ref(node.inputs[0])}, {_tuple(node.attrs['perm'])})")
+
+
+@lowering("concat")
+def lower_concat(em, node):
+    out = node.output
+    axis = node.attrs["axis"] % out.rank
+    start = 0
+    target = em.ref(out)
+    for v in node.inputs:
+        stop = start + v.shape[axis]
+        em.call("np.copyto", f"{target}[{_index(out.rank, {axis: f'{start}:{stop}'})}]", em.ref(v))
+        start = stop
+
+
+@lowering("slice")
+def lower_slice(em, node):
+    x = node.inputs[0]
+    entries = {}
+    for axis, start, stop, step in zip(*(node.attrs[k] for k in ("axes", "starts", "stops", "steps"))):
+        entries[axis % x.rank] = f"{start}:{stop}:{step}"
+    em.call("np.copyto", em.ref(node.output), f"{em.ref(x)}[{_index(x.rank, entries)}]")
+
+
+@lowering("pad")
+def lower_pad(em, node):
+    x, out = node.inputs[0], node.output
+    target = em.ref(out)
+    em.call(f"{target}.fill", f"{node.attrs.get('value', 0.0)!r}")
+    entries = {d: f"{lo}:{lo + x.shape[d]}" for d, (lo, hi) in enumerate(node.attrs["pads"]) if lo or hi}
+    em.call("np.copyto", f"{target}[{_index(out.rank, entries)}]", em.ref(x))
+
+
+@lowering("broadcast_to")
+def lower_broadcast_to(em, node):
+    em.call("np.copyto", em.ref(node.output), em.ref(node.inputs[0]))
+
+
+@lowering("repeat")
+def lower_repeat(em, node):
+    x, out = node.inputs[0], node.output
+    axis, repeats = node.attrs["axis"], node.attrs["repeats"]
+    dims = em.dims(x)
+    target = dims[: axis + 1] + [str(repeats)] + dims[axis + 1 :]
+    source = dims[: axis + 1] + ["1"] + dims[axis + 1 :]
+    em.call("np.copyto", f"{em.ref(out)}.reshape(({', '.join(target)}))", f"{em.ref(x)}.reshape(({', '.join(source)}))")
+
+
+@lowering("gather")
+def lower_gather(em, node):
+    table, indices = node.inputs
+    row = int(np.prod(table.shape[1:]))
+    em.call("T.gather_rows", f"{em.ref(table)}.reshape(({table.shape[0]}, {row}))", f"{em.ref(indices)}.reshape(-1)",
+            f"{em.ref(node.output)}.reshape((-1, {row}))")
+
+
+@lowering("resize")
+def lower_resize(em, node):
+    x, out = node.inputs[0], node.output
+    if x.rank not in (3, 4):
+        raise KcompileError(f"resize of a rank-{x.rank} tensor is not supported by the Numba backend")
+    method = node.attrs["method"]
+    spatial_in = (1,) * (4 - x.rank) + x.shape[1:-1]
+    spatial_out = (1,) * (4 - x.rank) + tuple(node.attrs["sizes"])
+    x4 = f"{em.ref(x)}.reshape((-1, {spatial_in[0]}, {spatial_in[1]}, {x.shape[-1]}))"
+    out4 = f"{em.ref(out)}.reshape((-1, {spatial_out[0]}, {spatial_out[1]}, {x.shape[-1]}))"
+    tables = [resize_source(o, i, method) for o, i in zip(spatial_out, spatial_in)]
+    if method == "nearest":
+        rows, cols = (em.const(np.asarray(t[0], np.int64)) for t in tables)
+        em.call("T.resize_nearest", x4, out4, rows, cols)
+        return
+    args = []
+    for (lo, hi), frac in tables:
+        args += [em.const(np.asarray(lo, np.int64)), em.const(np.asarray(hi, np.int64)), em.const(frac)]
+    em.call("T.resize_bilinear", x4, out4, *args)
+
+
+# -- recurrent layers ---------------------------------------------------------------------------------
+@lowering("simple_rnn", "lstm", "gru")
+def lower_rnn(em, node):
+    a = node.attrs
+    x, kernel, recurrent, bias = node.inputs[:4]
+    rest = node.inputs[4:]
+    mask = rest[0] if a["has_mask"] else None
+    states = rest[1:] if a["has_mask"] else rest
+    units = a["units"]
+    gates = kernel.shape[-1]
+    steps = x.shape[1]
+    bias_array = em.param_array(bias)
+    if bias_array is None:
+        raise KcompileError(f"{node.op} {node.meta.get('layer')}: the Numba backend needs constant biases")
+    reset_after = bool(a.get("reset_after", False))
+    input_bias = bias_array[0] if bias_array.ndim == 2 else bias_array
+    recurrent_bias = bias_array[1] if bias_array.ndim == 2 else np.zeros(gates, np.float32)
+    em.comment(f"{node.meta.get('layer', node.op)}: {node.op} over {steps} steps, {units} units")
+    xw = em.scratch(f"{node.outputs[0].name}_xw", f"(batch, {steps}, {gates})")
+    add = em.const(np.array([[OPCODES["add"], 0, 0]], np.int32), key="add_row0")
+    em.call("G.matmul", f"{em.ref(x)}.reshape((-1, {x.shape[-1]}))", em.ref(kernel), f"{xw}.reshape((-1, {gates}))", add,
+            em.const(input_bias.reshape(1, -1).astype(np.float32)), em.const(np.zeros((1, 1), np.float32), key="no_residual"))
+    zeros = em.const(np.zeros((1, units), np.float32), key=("zeros", units))
+    h0 = em.ref(states[0]) if states else zeros
+    c0 = em.ref(states[1]) if len(states) > 1 else zeros
+    mask_expr = em.ref(mask) if mask is not None else em.const(np.zeros((1, 1), np.float32), key="no_residual")
+    outs = node.outputs
+    y = f"{em.ref(outs[0])}.reshape((-1, {steps if a['return_sequences'] else 1}, {units}))"
+    h_out = em.ref(outs[1])
+    if len(outs) > 2:
+        c_out = em.ref(outs[2])
+    else:
+        c_out = em.scratch(f"{node.outputs[0].name}_c", f"(batch, {units})")
+    flags = (int(a["go_backwards"]), int(a["return_sequences"]), int(a["zero_output_for_mask"]), int(mask is not None),
+             int(reset_after))
+    act = RNN_ACTIVATIONS[a["activation"]]
+    rec = RNN_ACTIVATIONS[a.get("recurrent_activation", "sigmoid")]
+    em.call("N.rnn", str(CELLS[node.op]), xw, em.ref(recurrent), em.const(recurrent_bias.astype(np.float32)),
+            mask_expr, h0, c0, y, h_out, c_out, str(act), str(rec), _tuple(flags))
+
+
+def missing_lowerings() -> list:
+    return sorted(set(all_primitives()) - set(LOWERINGS))

@@ -1,0 +1,59 @@
+"""Numba threading setup, done before any parallel kernel runs.
+
+kcompile's parallel kernels may be entered from several Python threads at once
+(concurrent predict calls), which Numba's default workqueue layer does not allow.
+TBB (the `tbb` package) or OpenMP are thread-safe; TBB's library sits in the
+environment's lib folder, which the loader does not search, so it is loaded by path."""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import sys
+
+import numba
+
+_configured = False
+
+
+def _preload_tbb() -> bool:
+    for folder in (os.path.join(sys.prefix, "lib"), os.path.join(sys.base_prefix, "lib")):
+        for path in sorted(glob.glob(os.path.join(folder, "libtbb.so.1*"))):
+            try:
+                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+                return True
+            except OSError:
+                continue
+    return False
+
+
+def configure_threading():
+    """Pick a thread-safe Numba threading layer (tbb, else omp)."""
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    if not os.environ.get("NUMBA_THREADING_LAYER"):
+        _preload_tbb()
+        numba.config.THREADING_LAYER = "threadsafe"
+    # A cached `run` contains the parallel kernels it calls, but loading it from the
+    # cache does not start Numba's thread pool the way compiling a parallel function
+    # does; start it here, or the first parallel region crashes.
+    from numba.np.ufunc.parallel import _launch_threads
+
+    _launch_threads()
+    limit_blas_threads()
+
+
+def limit_blas_threads():
+    """Every BLAS call in the kernels runs inside a parallel loop, one call per tile, so
+    the BLAS that Numba calls (SciPy's OpenBLAS) must stay single-threaded. NumPy's own
+    BLAS is a different library and keeps the user's setting."""
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba calls)
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
+    for lib in controller.lib_controllers:
+        path = getattr(lib, "filepath", "") or ""
+        if lib.internal_api == "openblas" and "scipy_openblas64" not in path and "scipy" in path:
+            lib.set_num_threads(1)

@@ -1,0 +1,153 @@
+"""Peephole cleanup of the ONNX node list the lowerings produced.
+
+The channels-first ONNX operators are wrapped in transposes; between two of them the
+pair Transpose(to channels-last) -> Transpose(to channels-first) composes to nothing.
+sink_transposes moves a transpose below the elementwise nodes that follow it (a
+BatchNorm's scale and shift, an activation) so that it meets the next one;
+cancel_transposes composes consecutive transposes, and remove_dead drops what no
+output needs any more (and initializers nobody reads). Subgraphs (Scan bodies) may read
+the enclosing graph's tensors, so renames reach into them and their reads count."""
+from __future__ import annotations
+
+import numpy as np
+from onnx import AttributeProto, helper, numpy_helper
+
+# ONNX operators computed element by element (after NumPy broadcasting).
+ELEMENTWISE = {
+    "Abs", "Add", "And", "Cast", "Clip", "Div", "Equal", "Erf", "Exp", "Floor", "Greater", "GreaterOrEqual",
+    "HardSigmoid", "Identity", "LeakyRelu", "Less", "LessOrEqual", "Log", "Max", "Min", "Mul", "Neg", "Not", "Or",
+    "Pow", "Reciprocal", "Relu", "Sigmoid", "Sign", "Softplus", "Sqrt", "Sub", "Tanh", "Where",
+}
+
+
+def subgraphs(node):
+    for attr in node.attribute:
+        if attr.type == AttributeProto.GRAPH:
+            yield attr.g
+        elif attr.type == AttributeProto.GRAPHS:
+            yield from attr.graphs
+
+
+def rename_inputs(node, rename: dict):
+    """Apply `rename` to what `node` reads, inside its subgraphs too."""
+    node.input[:] = [rename.get(n, n) for n in node.input]
+    for graph in subgraphs(node):
+        for inner in graph.node:
+            rename_inputs(inner, rename)
+
+
+def reads(node) -> set:
+    """Every tensor name `node` reads, its subgraphs' reads included."""
+    names = {n for n in node.input if n}
+    for graph in subgraphs(node):
+        for inner in graph.node:
+            names |= reads(inner)
+    return names
+
+
+def _perm(node) -> list:
+    return list(next(a for a in node.attribute if a.name == "perm").ints)
+
+
+def cancel_transposes(nodes: list, keep: set) -> list:
+    """Transpose(Transpose(x, p), q) -> Transpose(x, p[q]), or x itself when that is the
+    identity; `keep` holds tensor names that must stay (the graph outputs)."""
+    producer: dict = {}
+    rename: dict = {}
+    result = []
+    for node in nodes:
+        rename_inputs(node, rename)
+        inner = producer.get(node.input[0]) if node.op_type == "Transpose" else None
+        if inner is not None and inner.op_type == "Transpose":
+            p, q = _perm(inner), _perm(node)
+            composed = [p[i] for i in q]
+            if composed == list(range(len(composed))) and node.output[0] not in keep:
+                rename[node.output[0]] = inner.input[0]
+                continue
+            node.input[0] = inner.input[0]
+            del node.attribute[:]
+            node.attribute.append(helper.make_attribute("perm", composed))
+        for out in node.output:
+            producer[out] = node
+        result.append(node)
+    return result
+
+
+def remove_dead(nodes: list, initializers: list, keep: set) -> tuple:
+    """Drop nodes none of whose outputs is needed, then unread initializers."""
+    needed = set(keep)
+    live = []
+    for node in reversed(nodes):
+        if any(out in needed for out in node.output if out):
+            live.append(node)
+            needed |= reads(node)
+    live.reverse()
+    return live, [t for t in initializers if t.name in needed]
+
+
+def sink_transposes(nodes: list, initializers: list, keep: set, fresh) -> list:
+    """Elementwise(Transpose(x, p), constants) -> Transpose(Elementwise(x, constants'), p)
+    where the transpose has no other reader; constants' are the constants permuted back
+    (new initializers, appended to `initializers`). Operands that are transposes by the
+    same p are read untransposed too. `fresh(hint)` makes new tensor names."""
+    constants = {t.name: t for t in initializers}
+    changed = True
+    while changed:
+        changed = False
+        producer = {out: node for node in nodes for out in node.output}
+        readers: dict = {}
+        for node in nodes:
+            for name in reads(node):
+                readers.setdefault(name, []).append(node)
+        for index, node in enumerate(nodes):
+            if node.op_type != "Transpose" or node.output[0] in keep:
+                continue
+            users = readers.get(node.output[0], [])
+            user = users[0] if len(users) == 1 else None
+            if user is None or user.op_type not in ELEMENTWISE or user.output[0] in keep or len(user.output) != 1:
+                continue
+            perm = _perm(node)
+            inputs = _untransposed(user, node, perm, producer, constants, initializers, fresh)
+            if inputs is None:
+                continue
+            # user now computes in x's layout; the transpose moves below it.
+            result = user.output[0]
+            user.input[:] = inputs
+            user.output[0] = fresh(result + ".untransposed")
+            node.input[0] = user.output[0]
+            node.output[0] = result
+            nodes.remove(node)
+            nodes.insert(nodes.index(user) + 1, node)
+            changed = True
+            break
+    return nodes
+
+
+def _untransposed(user, transpose, perm, producer, constants, initializers, fresh):
+    """`user`'s inputs with `transpose` undone, or None when some operand cannot follow."""
+    rank = len(perm)
+    inverse = list(np.argsort(perm))
+    inputs = []
+    for name in user.input:
+        source = producer.get(name)
+        if name == transpose.output[0]:
+            inputs.append(transpose.input[0])
+        elif source is not None and source.op_type == "Transpose" and _perm(source) == perm:
+            inputs.append(source.input[0])
+        elif name in constants:
+            array = numpy_helper.to_array(constants[name])
+            if array.size == 1 or array.ndim == 0:
+                inputs.append(name)
+                continue
+            if array.ndim > rank:
+                return None
+            permuted = np.ascontiguousarray(array.reshape((1,) * (rank - array.ndim) + array.shape).transpose(inverse))
+            tensor = numpy_helper.from_array(permuted, fresh(name + ".permuted"))
+            initializers.append(tensor)
+            constants[tensor.name] = tensor
+            inputs.append(tensor.name)
+        elif name == "":
+            inputs.append(name)
+        else:
+            return None
+    return inputs

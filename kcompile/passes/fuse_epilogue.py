@@ -1,0 +1,68 @@
+"""fuse_epilogues: the elementwise chain after a matmul or convolution (bias, activation,
+residual add, ...) becomes that node's epilogue, computed on each output tile while it
+is in cache instead of in separate passes over memory.
+
+A step joins when it reads the running value once and is its only reader, keeps the
+output's shape, and its other operand is a per-channel or scalar constant or one
+residual tensor shaped like the output."""
+from __future__ import annotations
+
+from ..ir import Graph, Kind, get_primitive
+from ..ir.program import instruction
+from .rewrite import is_output, param_array, per_channel, single_user
+
+PRODUCERS = ("matmul", "conv", "conv_transpose")
+
+
+def _operand_ok(graph, other, out_type, residuals):
+    if graph.is_param(other):
+        return per_channel(param_array(graph, other), out_type.shape[-1], len(out_type.shape)) is not None
+    return other.type == out_type and (not residuals or residuals == [other])
+
+
+def fuse_epilogues(graph: Graph) -> Graph:
+    graph = graph.copy()
+    users = graph.users()
+    removed = set()
+    for node in list(graph.nodes):
+        if node.op not in PRODUCERS or node.attrs.get("epilogue") or id(node) in removed:
+            continue
+        out_type = node.output.type
+        program, extra, residuals, chain = [], [], [], []
+        value = node.output
+        while not is_output(graph, value):
+            user = single_user(users, value)
+            if user is None or user.op == "fused_elementwise":
+                break
+            if get_primitive(user.op).kind not in (Kind.ELEMENTWISE, Kind.BROADCAST) or user.op in ("cast", "where"):
+                break
+            if user.output.type != out_type or [v is value for v in user.inputs].count(True) != 1:
+                break
+            others = [v for v in user.inputs if v is not value]
+            if not all(_operand_ok(graph, o, out_type, residuals) for o in others):
+                break
+            args = []
+            for v in user.inputs:
+                if v is value:
+                    args.append(("acc",) if not program else ("t", len(program) - 1))
+                else:
+                    if not graph.is_param(v):
+                        residuals = [v]
+                    if v not in extra:
+                        extra.append(v)
+                    args.append(("in", extra.index(v)))
+            program.append(instruction(user.op, args, user.attrs))
+            chain.append(user)
+            value = user.output
+        if not chain:
+            continue
+        # The fused node takes the chain's place (its residual inputs exist by then).
+        last = chain[-1]
+        last.op = node.op
+        last.inputs = node.inputs[:2] + extra
+        last.attrs = {**node.attrs, "epilogue": tuple(program)}
+        last.meta = {**node.meta, "fused": [n.meta.get("layer") for n in chain]}
+        removed.update(id(n) for n in [node] + chain[:-1])
+        users = graph.users()
+    graph.nodes = [n for n in graph.nodes if id(n) not in removed]
+    return graph

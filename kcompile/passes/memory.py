@@ -1,0 +1,160 @@
+"""plan_memory: static memory planning over the schedule.
+
+Every value the graph computes, and its inputs (copied in at each call), live in one
+arena. Liveness runs over the node order;
+buffers whose lifetimes do not overlap share space (first fit over free blocks).
+Reshapes are views of their input; an elementwise node may overwrite an input that
+dies there. Sizes scale with the batch: a buffer's offset and size are bytes per
+sample, so one plan serves every batch size (`arena_bytes(batch)`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from ..errors import IRError
+from ..ir import Graph
+
+ALIGN = 64  # bytes
+ITEMSIZE = {"float32": 4, "int32": 4, "int64": 8, "bool": 1}
+VIEW_OPS = ("reshape",)
+IN_PLACE_OPS = ("fused_elementwise",)
+
+
+def batch_factors(graph: Graph) -> dict:
+    """Value name -> how many units of the batch its dynamic dimension holds (a reshape
+    that folds time into the batch makes it > 1)."""
+    factors = {v.name: Fraction(1) for v in graph.inputs}
+    for node in graph.nodes:
+        dynamic_inputs = [v for v in node.inputs if v.type.dynamic_axis is not None]
+        base = factors[dynamic_inputs[0].name] if dynamic_inputs else Fraction(1)
+        for out in node.outputs:
+            if out.type.dynamic_axis is None:
+                factors[out.name] = Fraction(0)
+            elif node.op == "reshape":
+                src = node.inputs[0]
+                factors[out.name] = base * src.type.static_size() / out.type.static_size()
+            else:
+                factors[out.name] = base
+            if factors[out.name].denominator != 1:
+                raise IRError(f"value %{out.name} does not hold a whole number of samples per batch entry")
+    return factors
+
+
+@dataclass
+class Buffer:
+    offset: int  # bytes per sample (dynamic) or bytes (static)
+    size: int
+    dynamic: bool
+
+
+@dataclass
+class MemoryPlan:
+    storage: dict = field(default_factory=dict)  # value name -> ("param",) | ("view", src) | ("buffer", id)
+    inputs: list = field(default_factory=list)  # graph input k -> buffer id
+    buffers: list = field(default_factory=list)
+    factors: dict = field(default_factory=dict)
+    per_sample_bytes: int = 0  # arena bytes per sample
+    static_bytes: int = 0
+    unplanned_per_sample: int = 0  # what one buffer per value would take
+
+    def arena_bytes(self, batch: int) -> int:
+        return self.per_sample_bytes * batch + self.static_bytes
+
+
+def plan_memory(graph: Graph) -> MemoryPlan:
+    plan = MemoryPlan(factors=batch_factors(graph))
+    for name in graph.params:
+        plan.storage[name] = ("param",)
+    last_use = {}
+    for i, node in enumerate(graph.nodes):
+        for v in node.inputs:
+            last_use[v.name] = i
+    for v in graph.outputs:
+        last_use[v.name] = len(graph.nodes)
+
+    # 1. Storage: views share their source's buffer; in-place nodes take over an input's.
+    buffer_of: dict = {}  # value name -> buffer id
+    spans: list = []  # per buffer: [first node, last node, bytes, dynamic]
+    for v in graph.inputs:  # written before the first node runs
+        size, dynamic = _nbytes(plan, v)
+        spans.append([-1, last_use.get(v.name, -1), size, dynamic])
+        buffer_of[v.name] = len(spans) - 1
+        plan.storage[v.name] = ("buffer", len(spans) - 1)
+        plan.inputs.append(len(spans) - 1)
+    for i, node in enumerate(graph.nodes):
+        for out in node.outputs:
+            if node.op in VIEW_OPS:
+                src = node.inputs[0]
+                plan.storage[out.name] = ("view", src.name)
+                if src.name in buffer_of:
+                    b = buffer_of[out.name] = buffer_of[src.name]
+                    spans[b][1] = max(spans[b][1], last_use.get(out.name, i))
+                continue
+            size, dynamic = _nbytes(plan, out)
+            plan.unplanned_per_sample += size if dynamic else 0
+            b = None
+            if node.op in IN_PLACE_OPS:
+                for v in node.inputs:
+                    candidate = buffer_of.get(v.name)
+                    if candidate is not None and v.type == out.type and spans[candidate][1] == i:
+                        b = candidate
+                        break
+            if b is None:
+                spans.append([i, i, size, dynamic])
+                b = len(spans) - 1
+            buffer_of[out.name] = b
+            plan.storage[out.name] = ("buffer", b)
+            spans[b][1] = max(spans[b][1], last_use.get(out.name, i))
+
+    # 2. Offsets: first fit over the blocks freed by buffers whose last reader has run.
+    free = {True: [], False: []}
+    ends = {True: 0, False: 0}
+    active: list = []
+    offsets = [0] * len(spans)
+    for b in sorted(range(len(spans)), key=lambda k: spans[k][0]):
+        first, _, size, dynamic = spans[b]
+        for done in [a for a in active if spans[a][1] < first]:
+            active.remove(done)
+            free[spans[done][3]] = _merge(free[spans[done][3]] + [(offsets[done], spans[done][2])])
+        offsets[b] = _first_fit(free, ends, size, dynamic)
+        active.append(b)
+    plan.buffers = [Buffer(offsets[b], spans[b][2], spans[b][3]) for b in range(len(spans))]
+    plan.per_sample_bytes = ends[True]
+    plan.static_bytes = ends[False]
+    return plan
+
+
+def _nbytes(plan: MemoryPlan, value) -> tuple:
+    factor = plan.factors[value.name]
+    size = value.type.static_size() * ITEMSIZE[value.dtype] * (int(factor) if factor else 1)
+    return -(-size // ALIGN) * ALIGN, factor != 0
+
+
+def _first_fit(free, ends, size, dynamic) -> int:
+    blocks = free[dynamic]
+    for j, (offset, block) in enumerate(blocks):
+        if block >= size:
+            blocks[j : j + 1] = [(offset + size, block - size)] if block > size else []
+            return offset
+    offset = ends[dynamic]
+    ends[dynamic] += size
+    return offset
+
+
+def _merge(blocks) -> list:
+    merged = []
+    for offset, size in sorted(blocks):
+        if merged and merged[-1][0] + merged[-1][1] == offset:
+            merged[-1] = (merged[-1][0], merged[-1][1] + size)
+        else:
+            merged.append((offset, size))
+    return merged
+
+
+def describe(plan: MemoryPlan) -> str:
+    saved = 1 - plan.per_sample_bytes / max(plan.unplanned_per_sample, 1)
+    return (f"arena {plan.per_sample_bytes:,} bytes per sample (+{plan.static_bytes:,} static) for "
+            f"{len(plan.buffers)} buffers; one buffer per value would take {plan.unplanned_per_sample:,} "
+            f"({saved:.0%} saved)")
+

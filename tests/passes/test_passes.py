@@ -1,0 +1,198 @@
+"""Each pass: the structure it produces (before/after) and unchanged numerics."""
+import numpy as np
+import pytest
+
+from kcompile.ir import GraphBuilder, interpret, verify
+from kcompile.passes import INFERENCE_PIPELINE, PASSES, plan_memory, run_pipeline
+from kcompile.passes.cleanup import remove_identities
+from kcompile.passes.constant_folding import fold_constants
+from kcompile.passes.cse import eliminate_common_subexpressions
+from kcompile.passes.dead_code import eliminate_dead_code
+from kcompile.passes.fold_scale_shift import fold_scale_shift
+from kcompile.passes.fuse_elementwise import fuse_elementwise
+from kcompile.passes.fuse_epilogue import fuse_epilogues
+from kcompile.passes.layout import optimize_layout
+from kcompile.passes.memory import describe
+
+RNG = np.random.default_rng(0)
+
+
+def w(*shape):
+    return RNG.normal(0, 0.5, shape).astype(np.float32)
+
+
+def same_numerics(before, after, *shapes):
+    verify(after)
+    inputs = [RNG.normal(0, 1, (3,) + s).astype(np.float32) for s in shapes]
+    for a, b in zip(interpret(before, inputs), interpret(after, inputs)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def ops(graph):
+    return [n.op for n in graph.nodes]
+
+
+def conv_bn_relu():
+    """What the frontend makes of Conv2D(bias) -> BatchNormalization -> ReLU -> Dropout."""
+    b = GraphBuilder("conv_bn_relu")
+    x = b.input("x", (None, 6, 6, 3))
+    y = b.conv(x, b.param(w(3, 3, 3, 4), "k"), strides=(1, 1), dilations=(1, 1), pads=((1, 1), (1, 1)), groups=1)
+    y = b.add(y, b.param(w(4), "bias"))
+    var, gamma, beta, mean = b.param(np.abs(w(4)) + 0.5, "var"), b.param(w(4), "g"), b.param(w(4), "beta"), b.param(w(4), "m")
+    inv = b.mul(b.rsqrt(b.add(var, b.const(1e-3))), gamma)
+    y = b.add(b.mul(y, inv), b.add(b.neg(b.mul(mean, inv)), beta))
+    y = b.identity(b.relu(y))
+    b.output([y])
+    return b.graph
+
+
+def test_conv_bn_relu_becomes_one_fused_conv():
+    g = conv_bn_relu()
+    out = run_pipeline(g, check=True)
+    assert ops(out) == ["conv"]
+    epilogue = out.nodes[0].attrs["epilogue"]
+    assert [step[0] for step in epilogue] == ["add", "relu"]
+    same_numerics(g, out, (6, 6, 3))
+
+
+def test_remove_identities_and_dead_code():
+    b = GraphBuilder()
+    x = b.input("x", (None, 4))
+    b.exp(x)  # dead
+    b.output([b.identity(b.identity(b.tanh(x)))])
+    g = b.graph
+    out = eliminate_dead_code(remove_identities(g))
+    assert ops(out) == ["tanh"]
+    same_numerics(g, out, (4,))
+
+
+def test_fold_constants_computes_parameter_only_nodes():
+    b = GraphBuilder()
+    x = b.input("x", (None, 4))
+    k = b.reshape(b.transpose(b.param(w(2, 8), "k"), perm=(1, 0)), shape=(4, 4))
+    b.output([b.matmul(x, k)])
+    g = b.graph
+    out = fold_constants(g)
+    assert ops(out) == ["matmul"] and out.is_param(out.nodes[0].inputs[1])
+    same_numerics(g, out, (4,))
+
+
+def test_cse_merges_equal_nodes_and_params():
+    b = GraphBuilder()
+    x = b.input("x", (None, 4))
+    c1, c2 = b.param(np.ones(4, np.float32), "c1"), b.param(np.ones(4, np.float32), "c2")
+    b.output([b.add(b.exp(b.add(x, c1)), b.exp(b.add(x, c2)))])
+    g = b.graph
+    out = eliminate_common_subexpressions(g)
+    assert ops(out) == ["add", "exp", "add"] and len(out.params) == 1
+    same_numerics(g, out, (4,))
+
+
+def test_fold_scale_shift_into_matmul_and_conv_transpose():
+    b = GraphBuilder()
+    x = b.input("x", (None, 5))
+    y = b.sub(b.mul(b.add(b.matmul(x, b.param(w(5, 3), "k")), b.param(w(3), "bias")), b.param(w(3), "s")), b.const(0.5))
+    z = b.input("z", (None, 3, 3, 2))
+    t = b.div(b.conv_transpose(z, b.param(w(2, 2, 4, 2), "kt"), strides=(2, 2), dilations=(1, 1), pads=((0, 0), (0, 0))),
+              b.param(np.abs(w(4)) + 1, "d"))
+    b.output([y, t])
+    g = b.graph
+    out = fold_scale_shift(g)
+    assert ops(out) == ["matmul", "add", "conv_transpose"]
+    verify(out)
+    inputs = [RNG.normal(size=(3, 5)).astype(np.float32), RNG.normal(size=(3, 3, 3, 2)).astype(np.float32)]
+    for a, c in zip(interpret(g, inputs), interpret(out, inputs)):
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5)
+
+
+def test_fold_scale_shift_leaves_shared_values_alone():
+    b = GraphBuilder()
+    x = b.input("x", (None, 5))
+    y = b.matmul(x, b.param(w(5, 3), "k"))
+    b.output([b.mul(y, b.param(w(3), "s")), y])  # y is also an output
+    assert ops(fold_scale_shift(b.graph)) == ["matmul", "mul"]
+
+
+def test_epilogue_takes_bias_activation_and_residual():
+    b = GraphBuilder()
+    x = b.input("x", (None, 4, 4, 3))
+    r = b.input("r", (None, 4, 4, 5))
+    y = b.conv(x, b.param(w(1, 1, 3, 5), "k"), strides=(1, 1), dilations=(1, 1), pads=((0, 0), (0, 0)), groups=1)
+    y = b.relu(b.add(b.add(y, b.param(w(5), "bias")), r))
+    b.output([b.sigmoid(b.mul(y, y))])  # y read twice: the chain stops before mul
+    g = b.graph
+    out = fuse_epilogues(g)
+    assert ops(out) == ["conv", "mul", "sigmoid"]
+    assert [s[0] for s in out.nodes[0].attrs["epilogue"]] == ["add", "add", "relu"]
+    verify(out)
+    inputs = [RNG.normal(size=(2, 4, 4, 3)).astype(np.float32), RNG.normal(size=(2, 4, 4, 5)).astype(np.float32)]
+    np.testing.assert_allclose(interpret(g, inputs)[0], interpret(out, inputs)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_elementwise_chains_fuse_into_one_node():
+    b = GraphBuilder()
+    x = b.input("x", (None, 6))
+    gelu = b.mul(b.mul(b.const(0.5), x), b.add(b.const(1.0), b.erf(b.mul(x, b.const(0.7071)))))
+    b.output([b.softmax(gelu, axis=-1)])
+    g = b.graph
+    out = fuse_elementwise(g)
+    assert ops(out) == ["fused_elementwise", "softmax"]
+    assert len(out.nodes[0].attrs["program"]) == 5
+    same_numerics(g, out, (6,))
+
+
+def test_layout_cancels_transposes_through_per_channel_ops():
+    """channels_first Conv -> BatchNorm(axis=1) -> Conv leaves transposes that cancel."""
+    b = GraphBuilder()
+    x = b.input("x", (None, 3, 5, 5))
+    y = b.transpose(x, perm=(0, 2, 3, 1))
+    y = b.conv(y, b.param(w(3, 3, 3, 4), "k1"), strides=(1, 1), dilations=(1, 1), pads=((1, 1), (1, 1)), groups=1)
+    y = b.transpose(y, perm=(0, 3, 1, 2))
+    y = b.add(b.mul(y, b.param(w(1, 4, 1, 1), "s")), b.param(w(1, 4, 1, 1), "t"))
+    y = b.transpose(y, perm=(0, 2, 3, 1))
+    y = b.conv(y, b.param(w(1, 1, 4, 2), "k2"), strides=(1, 1), dilations=(1, 1), pads=((0, 0), (0, 0)), groups=1)
+    b.output([b.transpose(y, perm=(0, 3, 1, 2))])
+    g = b.graph
+    out = optimize_layout(g)
+    assert ops(out) == ["transpose", "conv", "mul", "add", "conv", "transpose"]
+    same_numerics(g, out, (3, 5, 5))
+
+
+def test_memory_plan_reuses_buffers():
+    b = GraphBuilder()
+    x = b.input("x", (None, 64))
+    h = x
+    for k in range(6):
+        h = b.relu(b.matmul(h, b.param(w(64, 64), f"k{k}")))
+    b.output([h])
+    g = b.graph
+    plan = plan_memory(g)
+    assert plan.per_sample_bytes < plan.unplanned_per_sample / 3
+    assert "saved" in describe(plan)
+    # No two values live at the same time share bytes.
+    live = {}
+    for i, node in enumerate(g.nodes):
+        for v in node.inputs:
+            live.setdefault(v.name, [i, i])[1] = i
+        for v in node.outputs:
+            live.setdefault(v.name, [i, i])
+    live[g.outputs[0].name][1] = len(g.nodes)
+    spans = [(plan.buffers[plan.storage[n][1]], s) for n, s in live.items() if plan.storage[n][0] == "buffer"]
+    for i, (b1, s1) in enumerate(spans):
+        for b2, s2 in spans[i + 1:]:
+            if b1 is b2:
+                continue
+            overlap_time = s1[0] <= s2[1] and s2[0] <= s1[1]
+            overlap_space = b1.offset < b2.offset + b2.size and b2.offset < b1.offset + b1.size
+            assert not (overlap_time and overlap_space)
+
+
+def test_every_pass_has_a_name_and_the_pipeline_is_a_list():
+    assert set(PASSES) == {p.__name__ for p in INFERENCE_PIPELINE}
+    assert isinstance(INFERENCE_PIPELINE, list)
+
+
+@pytest.mark.parametrize("name", sorted(PASSES))
+def test_each_pass_alone_keeps_numerics(name):
+    g = conv_bn_relu()
+    same_numerics(g, PASSES[name](g), (6, 6, 3))
