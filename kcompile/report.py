@@ -41,3 +41,25 @@ def summary(graph: Graph) -> str:
     table = format_table(rows, ["Layer", "Class", "Output shape", "Params", "Primitives"])
     total = graph.param_count()
     return f'Model: "{graph.name}"\n{table}\nTotal params: {total:,}  ({len(graph.nodes)} IR nodes)'
+
+
+def count_flops(graph: Graph, batch: int) -> int:
+    """Multiply-adds x 2 of the matmuls and convolutions (what GFLOP/s figures count)."""
+    import numpy as np
+
+    total = 0
+    for node in graph.nodes:
+        out = node.outputs[0].type.concrete(batch)
+        if node.op == "matmul":
+            total += 2 * int(np.prod(out)) * node.inputs[0].shape[-1]
+        elif node.op == "conv":
+            w = node.inputs[1].shape
+            total += 2 * int(np.prod(out)) * int(np.prod(w[:-1]))
+        elif node.op == "conv_transpose":
+            x, w = node.inputs[0].type.concrete(batch), node.inputs[1].shape
+            total += 2 * int(np.prod(x)) * int(np.prod(w[:-1]))
+        elif node.op in ("lstm", "gru", "simple_rnn"):
+            x = node.inputs[0].type.concrete(batch)
+            k, r = node.inputs[1].shape, node.inputs[2].shape
+            total += 2 * x[0] * x[1] * (k[0] * k[1] + r[0] * r[1])
+    return total

@@ -29,7 +29,7 @@ def normalize_inputs(inputs, values) -> list:
         array = np.asarray(array)
         expected = value.type.shape
         if array.ndim != len(expected) or any(e is not None and e != a for e, a in zip(expected, array.shape)):
-            shown = tuple("None" if d is None else d for d in expected)
+            shown = "(" + ", ".join("None" if d is None else str(d) for d in expected) + ")"
             raise InputError(f"input {value.name!r} expects shape {shown} (None = batch), got {array.shape}")
         if array.dtype.kind not in CASTABLE[value.dtype] and array.dtype != value.dtype:
             raise InputError(f"input {value.name!r} expects {value.dtype} data, got {array.dtype}")

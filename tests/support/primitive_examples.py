@@ -164,3 +164,17 @@ def build_combined_graph(ops=None, batch: int = 2):
             outputs.extend(outs)
     b.output(outputs)
     return b.graph, arrays, spans
+
+
+# -- primitives the gradient rules emit (kcompile/ir/ops/grad_ops.py) ------------------------
+EXAMPLES.update({
+    "reduce_batch": [([X(3, 4, 5)], dict(axis=0, keepdims=False)), ([X(3, 4)], dict(axis=0, keepdims=True))],
+    "conv_weight_grad": [
+        ([X(2, 7, 3), X(2, 7, 4)], dict(window=(3,), strides=(1,), dilations=(1,), pads=((1, 1),))),
+        ([X(2, 8, 8, 3), X(2, 4, 4, 5)], dict(window=(3, 3), strides=(2, 2), dilations=(1, 1), pads=((0, 1), (0, 1)))),
+        ([X(2, 6, 6, 2), X(2, 4, 4, 3)], dict(window=(2, 2), strides=(1, 1), dilations=(2, 2), pads=((0, 0), (0, 0)))),
+    ],
+    "max_pool_grad": [([X(2, 6, 6, 3), X(2, 3, 3, 3)], dict(window=(2, 2), strides=(2, 2), pads=((0, 0), (0, 0)))),
+                      ([X(2, 7, 3), X(2, 4, 3)], dict(window=(3,), strides=(2,), pads=((1, 1),)))],
+    "scatter_add": [([("in", i(3, 5, high=10)), X(3, 5, 4)], dict(rows=10))],
+})

@@ -11,6 +11,7 @@ import importlib.util
 import os
 import sys
 import threading
+import time
 
 import numpy as np
 
@@ -69,12 +70,12 @@ def generate_source(graph: Graph, plan: MemoryPlan):
     outputs = [em.ref(v) for v in graph.outputs]
     header = HEADER.format(version=__version__, name=graph.name, library=library_digest(), nodes=len(graph.nodes),
                            per_sample=plan.per_sample_bytes)
-    body = "\n".join("    " + line for line in ["steps = []"] + em.lines)
+    body = "\n".join("    " + line for line in ["steps, labels = [], []"] + em.lines)
     bind = (
         "def bind(batch, arena, W, WI, WL):\n"
-        '    """Views for one batch size; returns (input views, [(kernel, args)], output views)."""\n'
+        '    """Views for one batch size: (input views, [(kernel, args)], output views, step labels)."""\n'
         f"{body}\n"
-        f"    return [{', '.join(inputs)}], steps, [{', '.join(outputs)}]\n"
+        f"    return [{', '.join(inputs)}], steps, [{', '.join(outputs)}], labels\n"
     )
     source = "\n\n\n".join([header.rstrip()] + em.kernels + [bind])
     return source, em.pool.arrays()
@@ -124,12 +125,37 @@ class NumbaProgram:
         return entry
 
     def __call__(self, inputs: list, batch: int) -> list:
-        in_views, steps, out_views = self.bound(batch)
+        in_views, steps, out_views, _ = self.bound(batch)
         for view, array in zip(in_views, inputs):
             view[...] = array
         for kernel, args in steps:
             kernel(*args)
         return [view.copy() for view in out_views]
+
+    def compiled_now(self) -> list:
+        """Names of the kernels this process compiled instead of loading from Numba's cache."""
+        from .kernels import conv, epilogue, gather, gemm, pool, reduce, rnn
+
+        compiled = []
+        for module in (self.module, conv, epilogue, gather, gemm, pool, reduce, rnn):
+            for name, fn in vars(module).items():
+                stats = getattr(fn, "stats", None)
+                if stats is not None and sum(stats.cache_misses.values()):
+                    compiled.append(f"{module.__name__.split('.')[-1]}.{name}")
+        return compiled
+
+    def profile(self, inputs: list, batch: int, repeats: int = 20) -> list:
+        """(label, median seconds) per step, for finding where the time goes."""
+        in_views, steps, _, labels = self.bound(batch)
+        for view, array in zip(in_views, inputs):
+            view[...] = array
+        times = [[] for _ in steps]
+        for _ in range(repeats):
+            for k, (kernel, args) in enumerate(steps):
+                start = time.perf_counter()
+                kernel(*args)
+                times[k].append(time.perf_counter() - start)
+        return [(label, float(np.median(t))) for label, t in zip(labels, times)]
 
 
 def compile_graph(graph: Graph, folder: str | None = None) -> NumbaProgram:

@@ -64,7 +64,8 @@ class Emitter:
         self.lines: list = []  # body of bind(): views, then steps
         self.names: dict = {}
         self.values = {v.name: v for v in graph.values()}
-        self._used_names: set = {"batch", "arena", "W", "WI", "WL", "steps"}
+        self._used_names: set = {"batch", "arena", "W", "WI", "WL", "steps", "labels"}
+        self.label = ""
         self._consts: dict = {}
 
     # -- names and views ---------------------------------------------------------------
@@ -133,8 +134,15 @@ class Emitter:
 
     def comment(self, text: str):
         self.lines.append(f"# {text}")
+        self.label = text
 
-    def call(self, function: str, *args: str):
+    def call(self, function: str, *args: str, indent: int = 0):
         """One step of the model: `function(*args)` at each call."""
         arguments = ", ".join(args) + ("," if len(args) == 1 else "")
-        self.lines.append(f"steps.append(({function}, ({arguments})))")
+        pad = "    " * indent
+        self.lines.append(f"{pad}steps.append(({function}, ({arguments})))")
+        self.lines.append(f"{pad}labels.append({self.label!r})")
+
+    def line(self, text: str):
+        """A raw line of bind() (a condition on the batch size, say)."""
+        self.lines.append(text)

@@ -99,7 +99,7 @@ def lower_matmul(em, node):
     _comment(em, node, f"{a.type} @ {b.type}")
     ep = epilogue_args(em, node)
     if b.rank == 2:
-        em.call("G.matmul", f"{em.ref(a)}.reshape((-1, {k}))", em.ref(b), f"{em.ref(out)}.reshape((-1, {n}))", *ep)
+        matrix_product(em, f"{em.ref(a)}.reshape((-1, {k}))", em.ref(b), f"{em.ref(out)}.reshape((-1, {n}))", ep)
         return
     # Batched: bring both operands to the output's batch dimensions, flatten them.
     batch_dims = em.dims(out)[:-2]
@@ -108,12 +108,18 @@ def lower_matmul(em, node):
         expr = em.ref(v)
         if v.shape[:-2] != out.shape[:-2]:
             target = _tuple(batch_dims + [v.shape[-2], v.shape[-1]])
-            expr = f"np.ascontiguousarray(np.broadcast_to({expr}, {target}))"
+            expr = em.scratch(f"{v.name}_broadcast", target)
+            em.call("np.copyto", expr, f"np.broadcast_to({em.ref(v)}, {target})")
         operands.append(f"{expr}.reshape((-1, {v.shape[-2]}, {v.shape[-1]}))")
     out3 = f"{em.ref(out)}.reshape((-1, {out.shape[-2]}, {n}))"
     em.call("G.batched_matmul", operands[0], operands[1], out3)
     if node.attrs.get("epilogue"):
         em.call("E.apply", f"{em.ref(out)}.reshape((-1, {n}))", *ep, "0")
+
+
+def matrix_product(em, a2: str, b: str, out2: str, ep: tuple):
+    """out2 = epilogue(a2 @ b)."""
+    em.call("G.matmul", a2, b, out2, *ep)
 
 
 # -- convolution and pooling ------------------------------------------------------------------
@@ -327,8 +333,10 @@ def lower_rnn(em, node):
     em.comment(f"{node.meta.get('layer', node.op)}: {node.op} over {steps} steps, {units} units")
     xw = em.scratch(f"{node.outputs[0].name}_xw", f"(batch, {steps}, {gates})")
     add = em.const(np.array([[OPCODES["add"], 0, 0]], np.int32), key="add_row0")
-    em.call("G.matmul", f"{em.ref(x)}.reshape((-1, {x.shape[-1]}))", em.ref(kernel), f"{xw}.reshape((-1, {gates}))", add,
-            em.const(input_bias.reshape(1, -1).astype(np.float32)), em.const(np.zeros((1, 1), np.float32), key="no_residual"))
+    bias_ep = (add, em.const(input_bias.reshape(1, -1).astype(np.float32)),
+               em.const(np.zeros((1, 1), np.float32), key="no_residual"))
+    matrix_product(em, f"{em.ref(x)}.reshape((-1, {x.shape[-1]}))", em.ref(kernel), f"{xw}.reshape((-1, {gates}))",
+                   bias_ep)
     zeros = em.const(np.zeros((1, units), np.float32), key=("zeros", units))
     h0 = em.ref(states[0]) if states else zeros
     c0 = em.ref(states[1]) if len(states) > 1 else zeros

@@ -17,11 +17,48 @@ def _reduce_type(x: TensorType, *, axes, keepdims=False) -> TensorType:
     return TensorType(shape, x.dtype)
 
 
-def _reduction(name: str, fn, doc: str) -> Primitive:
+def _reduction(name: str, fn, doc: str, grad=None) -> Primitive:
     def reference(x, *, axes, keepdims=False):
         return np.asarray(fn(x, axis=tuple(axes), keepdims=keepdims), dtype=x.dtype)
 
-    return define(Primitive(name, Kind.REDUCTION, infer=_reduce_type, reference=reference, doc=doc))
+    return define(Primitive(name, Kind.REDUCTION, infer=_reduce_type, reference=reference, grad=grad, doc=doc))
+
+
+def _kept(b, v, x, axes):
+    """A reduction's result (or its gradient) with the reduced axes back as size 1."""
+    shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+    return v if v.shape == shape else b.reshape(v, shape=shape)
+
+
+def _sum_grad(b, node, out_grads):
+    x = node.inputs[0]
+    axes = normalize_axes(node.attrs["axes"], x.rank)
+    return [b.broadcast_to(_kept(b, out_grads[0], x, axes), shape=x.shape)]
+
+
+def _mean_grad(b, node, out_grads):
+    x = node.inputs[0]
+    axes = normalize_axes(node.attrs["axes"], x.rank)
+    count = float(np.prod([x.shape[a] for a in axes]))
+    g = b.div(_kept(b, out_grads[0], x, axes), b.const(count))
+    return [b.broadcast_to(g, shape=x.shape)]
+
+
+def _extremum_grad(b, node, out_grads):
+    """As TensorFlow: the gradient is shared equally by the elements equal to the result."""
+    x, y = node.inputs[0], node.outputs[0]
+    axes = normalize_axes(node.attrs["axes"], x.rank)
+    hit = b.equal(x, _kept(b, y, x, axes))
+    count = b.reduce_sum(hit, axes=axes, keepdims=True)
+    return [b.mul(hit, b.div(_kept(b, out_grads[0], x, axes), count))]
+
+
+REDUCTION_GRADS = {
+    "reduce_sum": _sum_grad,
+    "reduce_mean": _mean_grad,
+    "reduce_max": _extremum_grad,
+    "reduce_min": _extremum_grad,
+}
 
 
 REDUCTIONS = {
@@ -32,7 +69,7 @@ REDUCTIONS = {
 }
 
 for _name, (_fn, _doc) in REDUCTIONS.items():
-    _reduction(_name, _fn, _doc)
+    _reduction(_name, _fn, _doc, REDUCTION_GRADS[_name])
 
 
 def _axis_type(x: TensorType, *, axis) -> TensorType:
@@ -63,6 +100,13 @@ class Softmax:
         return _softmax(x, axis)
 
     @staticmethod
+    def grad(b, node, out_grads):
+        """dx = y * (g - sum(g * y)) along the axis."""
+        y, g, axis = node.outputs[0], out_grads[0], node.attrs["axis"]
+        dot = b.reduce_sum(b.mul(g, y), axes=(axis,), keepdims=True)
+        return [b.mul(y, b.sub(g, dot))]
+
+    @staticmethod
     def decompose(b, x, *, axis):
         e = b.exp(b.sub(x, b.reduce_max(x, axes=(axis,), keepdims=True)))
         return b.div(e, b.reduce_sum(e, axes=(axis,), keepdims=True))
@@ -77,6 +121,13 @@ class LogSoftmax:
     @staticmethod
     def reference(x, *, axis):
         return _log_softmax(x, axis)
+
+    @staticmethod
+    def grad(b, node, out_grads):
+        """dx = g - softmax(x) * sum(g) along the axis; softmax(x) = exp(y)."""
+        y, g, axis = node.outputs[0], out_grads[0], node.attrs["axis"]
+        total = b.reduce_sum(g, axes=(axis,), keepdims=True)
+        return [b.sub(g, b.mul(b.exp(y), total))]
 
     @staticmethod
     def decompose(b, x, *, axis):

@@ -15,6 +15,7 @@ import numpy as np
 from ...errors import IRError
 from ..graph import TensorType
 from ..registry import Kind, Primitive, define, get_primitive
+from .grad_ops import grad_by_decomposition
 
 
 class NumpyOps:
@@ -176,8 +177,13 @@ def _rnn_primitive(name, cell, n_states, gates, doc):
     def decompose(b, *values, **attrs):
         return run_rnn(b, cell, n_states, *values, **attrs)
 
+    def grad(b, node, out_grads):
+        """The unrolled loop (the decomposition), differentiated: backpropagation through time."""
+        return grad_by_decomposition(b, node, out_grads)
+
     return define(
-        Primitive(name, Kind.OPAQUE, infer=_rnn_infer(n_states, gates), reference=reference, decompose=decompose, doc=doc)
+        Primitive(name, Kind.OPAQUE, infer=_rnn_infer(n_states, gates), reference=reference, grad=grad,
+                  decompose=decompose, doc=doc)
     )
 
 

@@ -7,6 +7,7 @@ from ...errors import IRError
 from ..graph import TensorType
 from ..registry import Kind, primitive
 from ..shapes import normalize_axis, reshape_target
+from .grad_ops import unbroadcast
 
 
 def concrete_reshape(x: np.ndarray, shape: tuple) -> np.ndarray:
@@ -25,6 +26,10 @@ class Reshape:
     def reference(x, *, shape):
         return concrete_reshape(x, shape)
 
+    @staticmethod
+    def grad(b, node, out_grads):
+        return [b.reshape(out_grads[0], shape=node.inputs[0].shape)]
+
 
 @primitive("transpose", Kind.INJECTIVE)
 class Transpose:
@@ -39,6 +44,11 @@ class Transpose:
     @staticmethod
     def reference(x, *, perm):
         return np.ascontiguousarray(np.transpose(x, perm))
+
+    @staticmethod
+    def grad(b, node, out_grads):
+        inverse = tuple(int(i) for i in np.argsort(node.attrs["perm"]))
+        return [b.transpose(out_grads[0], perm=inverse)]
 
 
 @primitive("concat", Kind.INJECTIVE)
@@ -58,6 +68,16 @@ class Concat:
     @staticmethod
     def reference(*xs, axis):
         return np.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def grad(b, node, out_grads):
+        g, start, grads = out_grads[0], 0, []
+        axis = normalize_axis(node.attrs["axis"], g.rank)
+        for x in node.inputs:
+            size = x.shape[axis]
+            grads.append(b.slice(g, axes=(axis,), starts=(start,), stops=(start + size,), steps=(1,)))
+            start += size
+        return grads
 
 
 def slice_length(size: int, start: int, stop: int, step: int) -> int:
@@ -86,6 +106,35 @@ class Slice:
             index[axis] = slice(start, stop, step)
         return np.ascontiguousarray(x[tuple(index)])
 
+    @staticmethod
+    def grad(b, node, out_grads):
+        """Each sliced axis scattered back in turn: reversed for a negative step, spread
+        by the step (a new axis padded to the step, merged), padded to the input size."""
+        x, g = node.inputs[0], out_grads[0]
+        attrs = node.attrs
+        for axis, start, stop, step in zip(attrs["axes"], attrs["starts"], attrs["stops"], attrs["steps"]):
+            axis = normalize_axis(axis, x.rank)
+            size = x.shape[axis]
+            picked = range(*slice(start, stop, step).indices(size))
+            n = len(picked)
+            if step < 0:
+                g = b.slice(g, axes=(axis,), starts=(n - 1,), stops=(-n - 1,), steps=(-1,))
+                first, step = picked[-1], -step
+            else:
+                first = picked[0]
+            if step > 1:
+                spread = g.shape[: axis + 1] + (1,) + g.shape[axis + 1 :]
+                g = b.reshape(g, shape=spread)
+                g = b.pad(g, pads=tuple((0, step - 1) if i == axis + 1 else (0, 0) for i in range(g.rank)))
+                g = b.reshape(g, shape=g.shape[:axis] + (n * step,) + g.shape[axis + 2 :])
+            length = g.shape[axis]
+            if first + length > size:  # the spread's tail runs past the input
+                g = b.slice(g, axes=(axis,), starts=(0,), stops=(size - first,), steps=(1,))
+                length = size - first
+            pads = tuple((first, size - first - length) if i == axis else (0, 0) for i in range(g.rank))
+            g = b.pad(g, pads=pads)
+        return [g]
+
 
 @primitive("pad", Kind.INJECTIVE)
 class Pad:
@@ -106,6 +155,16 @@ class Pad:
     def reference(x, *, pads, value=0.0):
         return np.pad(x, [tuple(p) for p in pads], constant_values=value)
 
+    @staticmethod
+    def grad(b, node, out_grads):
+        x, g = node.inputs[0], out_grads[0]
+        axes = tuple(i for i, (lo, hi) in enumerate(node.attrs["pads"]) if lo or hi)
+        if not axes:
+            return [g]
+        starts = tuple(node.attrs["pads"][i][0] for i in axes)
+        stops = tuple(s + x.shape[i] for s, i in zip(starts, axes))
+        return [b.slice(g, axes=axes, starts=starts, stops=stops, steps=(1,) * len(axes))]
+
 
 @primitive("broadcast_to", Kind.INJECTIVE)
 class BroadcastTo:
@@ -121,6 +180,10 @@ class BroadcastTo:
     def reference(x, *, shape):
         target = tuple(n if s is None else s for n, s in zip(x.shape, shape))
         return np.ascontiguousarray(np.broadcast_to(x, target))
+
+    @staticmethod
+    def grad(b, node, out_grads):
+        return [unbroadcast(b, out_grads[0], node.inputs[0].type)]
 
 
 @primitive("repeat", Kind.INJECTIVE)
@@ -139,6 +202,13 @@ class Repeat:
     def reference(x, *, axis, repeats):
         return np.repeat(x, repeats, axis=axis)
 
+    @staticmethod
+    def grad(b, node, out_grads):
+        x, g = node.inputs[0], out_grads[0]
+        axis, repeats = normalize_axis(node.attrs["axis"], x.rank), node.attrs["repeats"]
+        split = g.shape[:axis] + (x.shape[axis], repeats) + g.shape[axis + 1 :]
+        return [b.reduce_sum(b.reshape(g, shape=split), axes=(axis + 1,), keepdims=False)]
+
 
 @primitive("gather", Kind.INJECTIVE)
 class Gather:
@@ -155,6 +225,11 @@ class Gather:
         if indices.size and (indices.min() < 0 or indices.max() >= table.shape[0]):
             raise IndexError(f"gather index out of range [0, {table.shape[0]})")
         return table[indices]
+
+    @staticmethod
+    def grad(b, node, out_grads):
+        table, indices = node.inputs
+        return [b.scatter_add(indices, out_grads[0], rows=table.shape[0]), None]
 
 
 def resize_source(out_size: int, in_size: int, method: str):
@@ -193,3 +268,25 @@ class Resize:
                 f = frac.reshape(shape)
                 x = np.take(x, index[0], axis=axis) * (1 - f) + np.take(x, index[1], axis=axis) * f
         return x.astype(np.float32)
+
+    @staticmethod
+    def grad(b, node, out_grads):
+        """Resizing one axis is a product with a constant (out, in) matrix; the gradient
+        takes the transposed products, last axis first."""
+        x, g = node.inputs[0], out_grads[0]
+        sizes, method = node.attrs["sizes"], node.attrs["method"]
+        for axis in range(len(sizes), 0, -1):
+            out_size, in_size = sizes[axis - 1], x.shape[axis]
+            matrix = np.zeros((out_size, in_size), np.float32)
+            index, frac = resize_source(out_size, in_size, method)
+            rows = np.arange(out_size)
+            if method == "nearest":
+                matrix[rows, index] = 1.0
+            else:
+                np.add.at(matrix, (rows, index[0]), 1 - frac)
+                np.add.at(matrix, (rows, index[1]), frac)
+            perm = tuple(i for i in range(g.rank) if i != axis) + (axis,)
+            moved = b.matmul(b.transpose(g, perm=perm), b.const(matrix))  # (..., in)
+            back = tuple(int(i) for i in np.argsort(perm))
+            g = b.transpose(moved, perm=back)
+        return [g]

@@ -11,7 +11,9 @@ from numba import njit, prange
 from .epilogue import apply
 from .scalar import FASTMATH
 
-TILE_BYTES = 1 << 17  # im2col tile size that stays in L2
+TILE_BYTES = 1 << 18  # im2col tile that stays in L2
+MIN_JOBS = 4  # at least this many parallel jobs per call (a get_num_threads() call would defeat caching)
+DIRECT_MAX_K = 32  # window * channels below which direct accumulation beats im2col + GEMM
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -20,27 +22,66 @@ def _im2col(x, n, p0, p1, cols, geometry, out_hw):
     kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw = geometry
     _, d_in, h_in, w_in, c = x.shape
     oh_, ow_ = out_hw
+    flat = x.reshape(-1)
+    span = kw_ * c
     for p in range(p0, p1):
         od = p // (oh_ * ow_)
         rem = p % (oh_ * ow_)
         oh = rem // ow_
         ow = rem % ow_
         row = cols[p - p0]
+        iw0 = ow * sw - pw
+        whole_row = dw == 1 and iw0 >= 0 and iw0 + kw_ <= w_in
         col = 0
         for kd in range(kd_):
             idd = od * sd - pd + kd * dd
             for kh in range(kh_):
                 ih = oh * sh - ph + kh * dh
-                for kw in range(kw_):
-                    iw = ow * sw - pw + kw * dw
-                    if 0 <= idd < d_in and 0 <= ih < h_in and 0 <= iw < w_in:
-                        src = x[n, idd, ih, iw]
-                        for ch in range(c):
-                            row[col + ch] = src[ch]
-                    else:
-                        for ch in range(c):
-                            row[col + ch] = 0.0
-                    col += c
+                if not (0 <= idd < d_in and 0 <= ih < h_in):
+                    row[col : col + span] = 0.0
+                elif whole_row:
+                    # The KW neighbouring pixels are contiguous: one copy of KW * C values.
+                    base = (((n * d_in + idd) * h_in + ih) * w_in + iw0) * c
+                    row[col : col + span] = flat[base : base + span]
+                else:
+                    for kw in range(kw_):
+                        iw = iw0 + kw * dw
+                        if 0 <= iw < w_in:
+                            row[col + kw * c : col + (kw + 1) * c] = x[n, idd, ih, iw]
+                        else:
+                            row[col + kw * c : col + (kw + 1) * c] = 0.0
+                col += span
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _direct_rows(x, w2d, out2, n, od, oh, geometry, out_shape):
+    """One output row by direct accumulation (few input channels: im2col's GEMM would
+    have a tiny inner dimension). w2d rows are (kd, kh, kw, c)."""
+    kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw = geometry
+    _, d_in, h_in, w_in, c = x.shape
+    od_, oh_, ow_, f = out_shape
+    row0 = ((n * od_ + od) * oh_ + oh) * ow_
+    block = out2[row0 : row0 + ow_]
+    block[:, :] = 0.0
+    for kd in range(kd_):
+        idd = od * sd - pd + kd * dd
+        if idd < 0 or idd >= d_in:
+            continue
+        for kh in range(kh_):
+            ih = oh * sh - ph + kh * dh
+            if ih < 0 or ih >= h_in:
+                continue
+            for kw in range(kw_):
+                for ch in range(c):
+                    weights = w2d[((kd * kh_ + kh) * kw_ + kw) * c + ch]
+                    for ow in range(ow_):
+                        iw = ow * sw - pw + kw * dw
+                        if 0 <= iw < w_in:
+                            v = x[n, idd, ih, iw, ch]
+                            target = block[ow]
+                            for j in range(f):
+                                target[j] += v * weights[j]
+    return row0
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
@@ -57,23 +98,29 @@ def conv(x, w2d, out, geometry, groups, steps, chan, res):
     if pointwise:
         x2 = x.reshape((n_ * pixels, c))
         rows = n_ * pixels
-        tile = max(16, TILE_BYTES // (4 * max(c, f)))
-        tiles = (rows + tile - 1) // tile
+        tiles = max(_tiles(rows, 4 * max(c, f)), min(MIN_JOBS, rows // 16 + 1))
         for t in prange(tiles):
-            r0 = t * tile
-            r1 = min(rows, r0 + tile)
+            r0 = t * rows // tiles
+            r1 = (t + 1) * rows // tiles
             block = out2[r0:r1]
             np.dot(x2[r0:r1], w2d, block)
             apply(block, steps, chan, res, r0)
         return
-    tile = max(8, min(pixels, TILE_BYTES // (4 * k * groups)))
-    tiles = (pixels + tile - 1) // tile
+    if groups == 1 and k <= DIRECT_MAX_K:
+        for job in prange(n_ * od_ * oh_):
+            n = job // (od_ * oh_)
+            row0 = _direct_rows(x, w2d, out2, n, (job // oh_) % od_, job % oh_, geometry, (od_, oh_, ow_, f))
+            apply(out2[row0 : row0 + ow_], steps, chan, res, row0)
+        return
+    # Enough tiles per image to use every thread, each small enough to stay in cache.
+    tiles = max(_tiles(pixels, 4 * k * groups), min(-(-MIN_JOBS // n_), pixels // 16 + 1))
     cg = c // groups
     fg = f // groups
     for job in prange(n_ * tiles):
         n = job // tiles
-        p0 = (job % tiles) * tile
-        p1 = min(pixels, p0 + tile)
+        t = job % tiles
+        p0 = t * pixels // tiles
+        p1 = (t + 1) * pixels // tiles
         cols = np.empty((p1 - p0, k * groups), np.float32)
         _im2col(x, n, p0, p1, cols, geometry, (oh_, ow_))
         block = out2[n * pixels + p0 : n * pixels + p1]
@@ -92,6 +139,12 @@ def conv(x, w2d, out, geometry, groups, steps, chan, res):
                 np.dot(part, w2d[:, g * fg : (g + 1) * fg].copy(), result)
                 block[:, g * fg : (g + 1) * fg] = result
         apply(block, steps, chan, res, n * pixels + p0)
+
+
+@njit(cache=True, nogil=True)
+def _tiles(rows, row_bytes):
+    """How many tiles keep a tile of `rows` rows of `row_bytes` under TILE_BYTES."""
+    return max(1, (rows * row_bytes + TILE_BYTES - 1) // TILE_BYTES)
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)

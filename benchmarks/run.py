@@ -1,0 +1,175 @@
+"""kcompile against ONNX Runtime and TensorFlow, side by side, in one run.
+
+    python benchmarks/run.py                      # the six seed models + ResNet50
+    python benchmarks/run.py --models mnist_mlp --seconds 0.5
+
+For each model at batch 1 and 128 (ResNet50: 1 and 32), with the same thread count
+everywhere (default 2): kcompile's compiled model, ONNX Runtime on Keras's own ONNX
+export (`model.export(format="onnx")`) and on kcompile's export, TensorFlow
+`model(x)`, `model.predict` and XLA (`jit_compile=True`). Then compile time (a new
+model in a fresh process; an artifact loaded in a fresh process), peak memory of a
+process predicting at batch 128 from the artifact vs from ONNX Runtime, kcompile's
+GFLOP/s against the machine's float32 GEMM peak, and the ONNX node counts.
+Results go to stdout and to --out as Markdown."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import numpy as np  # noqa: E402
+
+from measure import gemm_peak, median_time, set_threads  # noqa: E402
+from models import MODELS, build_model, model_inputs  # noqa: E402
+
+
+def run_worker(task: dict, threads: int) -> dict:
+    """Run a measurement in a fresh Python process (compile times, peak memory)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads)}
+    result = subprocess.run([sys.executable, os.path.join(HERE, "worker.py"), json.dumps(task)],
+                            capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def bench_model(name: str, folder: str, args) -> dict:
+    import kcompile
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    from kcompile.report import count_flops
+
+    keras_model, custom_objects = build_model(name)
+    keras_model(model_inputs(keras_model, 1)[0])  # Keras's ONNX export needs a called model
+    path = os.path.join(folder, f"{name}.keras")
+    keras_model.save(path)
+    batches = (1, 32) if name == "resnet50" else (1, 128)
+    row = {"model": name, "batches": batches}
+
+    compiled = kcompile.compile(path, custom_objects=custom_objects)
+    artifact = os.path.join(folder, f"{name}.kc")
+    compiled.save(artifact)
+    kc_onnx = os.path.join(folder, f"{name}.kc.onnx")
+    onnx_model = compiled.export_onnx(kc_onnx)
+    row["onnx_nodes_kcompile"] = len(onnx_model.graph.node)
+    keras_onnx = os.path.join(folder, f"{name}.keras.onnx")
+    try:
+        keras_model.export(keras_onnx, format="onnx", verbose=False)
+        import onnx
+
+        row["onnx_nodes_keras"] = len(onnx.load(keras_onnx).graph.node)
+    except Exception as e:  # Keras's exporter fails on some models
+        keras_onnx, row["keras_onnx_error"] = None, f"{type(e).__name__}: {str(e)[:80]}"
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
+    sessions = {"ort_kcompile": ort.InferenceSession(kc_onnx, options, providers=["CPUExecutionProvider"])}
+    if keras_onnx:
+        sessions["ort_keras"] = ort.InferenceSession(keras_onnx, options, providers=["CPUExecutionProvider"])
+    xla = tf.function(keras_model, jit_compile=True)
+
+    for batch in batches:
+        inputs = model_inputs(keras_model, batch)
+        feed = inputs[0]
+        times = {"kcompile": median_time(lambda: compiled(feed), args.seconds)}
+        for key, session in sessions.items():
+            names = [i.name for i in session.get_inputs()]
+            feeds = dict(zip(names, inputs))
+            times[key] = median_time(lambda: session.run(None, feeds), args.seconds)
+        tensor = tf.constant(feed)
+        times["tf_call"] = median_time(lambda: keras_model(tensor, training=False), args.seconds)
+        times["tf_predict"] = median_time(lambda: keras_model.predict(feed, batch_size=batch, verbose=0), args.seconds)
+        try:
+            times["tf_xla"] = median_time(lambda: xla(tensor, training=False), args.seconds)
+        except Exception:
+            times["tf_xla"] = None
+        times["gflops"] = count_flops(compiled.optimized, batch) / times["kcompile"] / 1e9
+        row[f"b{batch}"] = times
+
+    row["compile"] = run_worker({"task": "compile", "path": path, "name": name}, args.threads)
+    row["load"] = run_worker({"task": "load", "artifact": artifact}, args.threads)
+    big = batches[-1]
+    row["memory_kcompile"] = run_worker({"task": "memory_kcompile", "artifact": artifact, "batch": big}, args.threads)
+    row["memory_ort"] = run_worker({"task": "memory_ort", "onnx": keras_onnx or kc_onnx, "batch": big,
+                                    "threads": args.threads}, args.threads)
+    return row
+
+
+def fmt_time(seconds) -> str:
+    if seconds is None:
+        return "n/a"
+    return f"{seconds * 1e6:.0f} µs" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
+
+
+def ratio(a, b) -> str:
+    return "n/a" if a is None or b is None else f"{a / b:.2f}"
+
+
+def markdown(rows, peak: float, threads: int) -> str:
+    out = [f"Machine float32 GEMM peak (NumPy, {threads} threads): {peak:.0f} GFLOP/s. Median times; "
+           "ratios are kcompile time / other time (below 1 is faster).", ""]
+    out.append("| model | batch | kcompile | ORT (Keras export) | ratio | ORT (kcompile export) | TF model(x) | "
+               "TF predict | TF XLA | x faster than predict | kcompile GFLOP/s | % of peak |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        for batch in r["batches"]:
+            t = r[f"b{batch}"]
+            out.append(
+                f"| {r['model']} | {batch} | {fmt_time(t['kcompile'])} | {fmt_time(t.get('ort_keras'))} | "
+                f"{ratio(t['kcompile'], t.get('ort_keras'))} | {fmt_time(t['ort_kcompile'])} | {fmt_time(t['tf_call'])} | "
+                f"{fmt_time(t['tf_predict'])} | {fmt_time(t['tf_xla'])} | {t['tf_predict'] / t['kcompile']:.0f} | "
+                f"{t['gflops']:.1f} | {100 * t['gflops'] / peak:.0f}% |")
+    out += ["", "| model | compile, new model (fresh process) | artifact load (fresh process) | "
+            "peak RSS kcompile | peak RSS ORT | memory ratio | ONNX nodes kcompile / Keras | "
+            "ORT on kcompile export / on Keras export (batch 1, large) |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        comp, load = r["compile"], r["load"]
+        mk, mo = r["memory_kcompile"], r["memory_ort"]
+        small, large = r["batches"]
+        onnx_ratio = (f"{ratio(r[f'b{small}']['ort_kcompile'], r[f'b{small}'].get('ort_keras'))} / "
+                      f"{ratio(r[f'b{large}']['ort_kcompile'], r[f'b{large}'].get('ort_keras'))}")
+        out.append(
+            f"| {r['model']} | {comp.get('seconds', float('nan')):.2f} s | {load.get('seconds', float('nan')):.2f} s | "
+            f"{mk.get('peak_mb', float('nan')):.0f} MB | {mo.get('peak_mb', float('nan')):.0f} MB | "
+            f"{ratio(mk.get('peak_mb'), mo.get('peak_mb'))} | {r['onnx_nodes_kcompile']} / {r.get('onnx_nodes_keras', 'n/a')} | "
+            f"{onnx_ratio} |")
+    errors = [f"- {r['model']}: Keras ONNX export failed ({r['keras_onnx_error']})" for r in rows if "keras_onnx_error" in r]
+    return "\n".join(out + ([""] + errors if errors else []))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated, from: " + ", ".join(MODELS))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=1.5, help="time budget per measurement")
+    parser.add_argument("--out", default=os.path.join(HERE, "results.md"))
+    args = parser.parse_args()
+    set_threads(args.threads)
+    peak = gemm_peak()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="kcompile-bench-") as folder:
+        for name in args.models.split(","):
+            start = time.time()
+            rows.append(bench_model(name, folder, args))
+            print(f"# {name} done in {time.time() - start:.0f} s", file=sys.stderr, flush=True)
+    text = markdown(rows, peak, args.threads)
+    command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
+    text = f"Command: `{command.strip()}`\n\n{text}\n"
+    print(text)
+    with open(args.out, "w") as f:
+        f.write(text)
+    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
+        json.dump({"peak_gflops": peak, "rows": rows}, f, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    main()

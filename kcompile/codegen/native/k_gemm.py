@@ -1,0 +1,527 @@
+"""Matrix products and convolutions.
+
+Dense layers and convolutions are one kernel: an *implicit GEMM*. Output row r (a
+sample, or an output pixel) reads its operand row through a pointer computed from r
+(for a convolution: the corner of its window in the zero-padded input), and the
+reduction runs over *segments*, (offset, length) runs of contiguous floats from that
+pointer (one per kernel row when the window's columns are contiguous; one for a dense
+layer). Weights are packed at build time into panels of NR = nv * W columns, so a
+micro-kernel keeps an MR x NR tile of sums in vector registers, loads nv vectors of
+weights and broadcasts MR operand values per step of the reduction. The epilogue
+(bias, activation, residual add) runs on each finished tile before it is stored.
+
+Tasks are (block of row tiles, panel) pairs; the C runtime spreads them over threads.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from llvmlite import ir
+
+from ...errors import KcompileError
+from ...passes.rewrite import per_channel
+from .irhelp import F32, I64, VOID, Fn, Sym, i64
+from .k_elementwise import apply_epilogue_in_place
+from .mathops import eval_program, program_dtypes
+
+# Rows of the register tile for nv vectors of columns, by vector register count.
+MR_TABLE = {32: {1: 12, 2: 12}, 16: {1: 12, 2: 6}}
+ROWS_PER_TASK = 96
+FLOAT_P = ir.PointerType(F32)
+
+
+def tile_shape(isa, columns: int) -> tuple:
+    nv = 1 if columns <= isa.width else 2
+    return MR_TABLE.get(isa.registers, MR_TABLE[16])[nv], nv
+
+
+# -- the micro-kernel ------------------------------------------------------------------------------
+def micro_kernel(nm, mr: int, nv: int):
+    """void uk(float **rows, i64 *segments, i64 nseg, float *panel, float *tile):
+    tile[i][c] = sum over segments s, k < len_s of rows[i][off_s + k] * panel[k'][c]."""
+    W = nm.isa.width
+    NR = nv * W
+
+    def build():
+        f = Fn(nm.module, f"kc_uk_{mr}x{NR}", VOID, [ir.PointerType(FLOAT_P), ir.PointerType(I64), I64, FLOAT_P,
+                                                     FLOAT_P])
+        f.fn.attributes.add("noinline")
+        rows, segs, nseg, panel, tile = f.args
+        for a in (rows, segs, panel, tile):
+            a.add_attribute("noalias")
+        b = f.b
+        vty = ir.VectorType(F32, W)
+        zero = ir.Constant(vty, [ir.Constant(F32, 0.0)] * W)
+        acc = [[f.var(vty, zero, name=f"acc{i}_{v}") for v in range(nv)] for i in range(mr)]
+        bpos = f.var(I64, i64(0), name="bpos")
+        fma = f.declare(f"llvm.fma.v{W}f32", vty, [vty, vty, vty])
+        with f.loop(0, nseg, name="seg") as s:
+            off = b.load(b.gep(segs, [b.mul(s, i64(2))]))
+            length = b.load(b.gep(segs, [b.add(b.mul(s, i64(2)), i64(1))]))
+            ptrs = [b.gep(b.load(b.gep(rows, [i64(i)])), [off]) for i in range(mr)]
+            start = b.load(bpos)
+            bp = b.gep(panel, [start])
+            with f.loop(0, length, name="k") as k:
+                kb = b.mul(k, i64(NR))
+                bv = [f.load(bp, b.add(kb, i64(v * W)), W, align=64) for v in range(nv)]
+                for i in range(mr):
+                    a = f.splat(f.load(ptrs[i], k), W)
+                    for v in range(nv):
+                        b.store(b.call(fma, [a, bv[v], b.load(acc[i][v])]), acc[i][v])
+            b.store(b.add(start, b.mul(length, i64(NR))), bpos)
+        for i in range(mr):
+            for v in range(nv):
+                f.store(b.load(acc[i][v]), tile, i64(i * NR + v * W), align=64)
+        return f.finish()
+
+    return nm.kernel(("uk", mr, nv), build)
+
+
+# -- implicit GEMM ---------------------------------------------------------------------------------------
+@dataclass
+class Gemm:
+    label: str
+    rows: Sym  # M
+    row_ptr: object  # (f, r) -> float* (the row's base, group 0)
+    segments: list  # [(offset, length)] in floats from the row pointer
+    weights: np.ndarray  # (K, groups * Fg)
+    groups: int
+    group_stride: int  # floats between groups in an operand row
+    out: object  # Value, row-major (M, groups * Fg)
+    epilogue: tuple = ()
+    extras: tuple = ()
+    setup: object = None  # (f) -> None, called at the start of each task range (pointers)
+
+
+def merge_segments(segments: list) -> list:
+    merged = []
+    for off, length in segments:
+        if merged and merged[-1][0] + merged[-1][1] == off:
+            merged[-1] = (merged[-1][0], merged[-1][1] + length)
+        else:
+            merged.append((off, length))
+    return merged
+
+
+def _epilogue_operands(nm, g: Gemm, channels: int):
+    """Per extra input: ("vec", packed per-channel array) or ("res", value); None if the
+    epilogue cannot run on register tiles."""
+    ops = []
+    for v in g.extras:
+        if nm.graph.is_param(v):
+            vec = per_channel(nm.graph.params[v.name], channels, g.out.rank)
+            if vec is None or v.dtype != "float32":
+                return None
+            ops.append(("vec", vec))
+        elif v.type == g.out.type:
+            ops.append(("res", v))
+        else:
+            return None
+    return ops
+
+
+def emit_gemm(nm, g: Gemm):
+    isa = nm.isa
+    W = isa.width
+    K = int(sum(n for _, n in g.segments))
+    F = g.weights.shape[1]
+    Fg = F // g.groups
+    if g.weights.shape[0] != K:
+        raise KcompileError(f"{g.label}: weights {g.weights.shape} do not match a reduction of {K}")
+    MR, nv = tile_shape(isa, Fg)
+    NR = nv * W
+    npanels = -(-Fg // NR)
+    P = g.groups * npanels
+    program = g.epilogue
+    ep_ops = _epilogue_operands(nm, g, F) if program else []
+    if program and ep_ops is not None:
+        program_dtypes(program, [v.dtype for v in g.extras], "float32")
+    fused = ep_ops is not None
+
+    # Pack: (groups, panels, K, NR) with zero columns past Fg.
+    w = np.zeros((g.groups, npanels * NR, K), np.float32)
+    for grp in range(g.groups):
+        w[grp, :Fg] = g.weights[:, grp * Fg:(grp + 1) * Fg].T
+    packed = np.ascontiguousarray(w.reshape(g.groups, npanels, NR, K).transpose(0, 1, 3, 2))
+    vectors = []
+    for kind, item in (ep_ops or []):
+        if kind == "vec":
+            vv = np.zeros((g.groups, npanels * NR), np.float32)
+            vv[:, :Fg] = item.reshape(g.groups, Fg)
+            vectors.append(vv)
+        else:
+            vectors.append(None)
+    seg_array = np.array([x for s in g.segments for x in s], np.int64)
+    tiles_per_task = max(1, ROWS_PER_TASK // MR)
+    rows_outer = packed.nbytes <= (512 << 10)
+
+    def ntiles(f):
+        return f.ceil_div(g.rows, MR)
+
+    def nblocks(f):
+        return f.ceil_div(ntiles(f), tiles_per_task)
+
+    def body(f, lo, hi):
+        b = f.b
+        if g.setup is not None:
+            g.setup(f)
+        packed_ptr = nm.const_ptr(f, packed)
+        seg_ptr = nm.const_ptr(f, seg_array)
+        vec_ptrs = [nm.const_ptr(f, v) if v is not None else None for v in vectors]
+        extras_ptrs = [nm.ptr(f, v) for v in g.extras]
+        out_ptr = nm.ptr(f, g.out)
+        rows_arr = f.alloca(FLOAT_P, MR, align=64, name="rows")
+        tile = f.alloca(F32, MR * NR, align=64, name="tile")
+        M = f.sym(g.rows)
+        n_tiles = ntiles(f)
+        n_blocks = b.sdiv(b.add(n_tiles, i64(tiles_per_task - 1)), i64(tiles_per_task))
+        with f.loop(lo, hi, name="task") as t:
+            if rows_outer:
+                rb, pidx = b.sdiv(t, i64(P)), b.srem(t, i64(P))
+            else:
+                pidx, rb = b.sdiv(t, n_blocks), b.srem(t, n_blocks)
+            grp, j = b.sdiv(pidx, i64(npanels)), b.srem(pidx, i64(npanels))
+            panel = b.gep(packed_ptr, [b.mul(pidx, i64(K * NR))])
+            t0 = b.mul(rb, i64(tiles_per_task))
+            t1 = f.min(b.add(t0, i64(tiles_per_task)), n_tiles)
+            col0 = b.add(b.mul(grp, i64(Fg)), b.mul(j, i64(NR)))  # output column of the panel
+            in_off = b.mul(grp, i64(g.group_stride))
+            with f.loop(t0, t1, name="tile") as tt:
+                r0 = b.mul(tt, i64(MR))
+                mr = f.min(b.sub(M, r0), i64(MR))
+                with f.loop(0, mr, name="r") as i:
+                    p = g.row_ptr(f, b.add(r0, i))
+                    b.store(b.gep(p, [in_off]), b.gep(rows_arr, [i]))
+                _call_micro_kernels(nm, f, mr, MR, nv, [rows_arr, seg_ptr, i64(len(g.segments)), panel, tile])
+                _store_tile(nm, f, g, program if fused else (), ep_ops or [], vec_ptrs, extras_ptrs, out_ptr, tile,
+                            r0, mr, grp, j, col0, F, Fg, NR, npanels)
+
+    ntasks = lambda f: f.b.mul(nblocks(f), i64(P))  # noqa: E731
+    nm.step(g.label, body, ntasks=ntasks, cost=g.rows * (2 * K * F))
+    if not fused:
+        apply_epilogue_in_place(nm, _FakeNode(g))
+
+
+class _FakeNode:
+    def __init__(self, g: Gemm):
+        self.attrs = {"epilogue": g.epilogue}
+        self.inputs = [None, None] + list(g.extras)
+        self.output = g.out
+
+
+def _call_micro_kernels(nm, f, mr, MR, nv, args):
+    """Call the MR-row micro-kernel, or the one for the remaining rows."""
+    b = f.b
+    full = b.icmp_signed("==", mr, i64(MR))
+    with b.if_else(full) as (then, otherwise):
+        with then:
+            b.call(micro_kernel(nm, MR, nv), args)
+        with otherwise:
+            done = f.fn.append_basic_block("uk.done")
+            switch = b.switch(mr, done)
+            for rows in range(1, MR):
+                block = f.fn.append_basic_block(f"uk.{rows}")
+                switch.add_case(i64(rows), block)
+                b.position_at_end(block)
+                b.call(micro_kernel(nm, rows, nv), args)
+                b.branch(done)
+            b.position_at_end(done)
+
+
+def _store_tile(nm, f, g, program, ep_ops, vec_ptrs, extras_ptrs, out_ptr, tile, r0, mr, grp, j, col0, F, Fg, NR,
+                npanels):
+    """Epilogue and store of an (mr x NR) tile at rows r0.., columns col0.."""
+    b = f.b
+    W = nm.isa.width
+    vec_base = b.add(b.mul(grp, i64(npanels * NR)), b.mul(j, i64(NR)))
+
+    def emit_row(i, cols_range):
+        r = b.add(r0, i)
+        row_out = b.add(b.mul(r, i64(F)), col0)
+
+        def lanes(c, w):
+            acc = f.load(tile, b.add(b.mul(i, i64(NR)), c), w)
+            if program:
+                vals = []
+                for (kind, _), vp, xp in zip(ep_ops, vec_ptrs, extras_ptrs):
+                    if kind == "vec":
+                        vals.append(f.load(vp, b.add(vec_base, c), w))
+                    else:
+                        vals.append(f.load(xp, b.add(row_out, c), w))
+                acc, _ = eval_program(f, program, vals, ["float32"] * len(vals), acc, "float32")
+            f.store(acc, out_ptr, b.add(row_out, c))
+
+        cols_range(lanes)
+
+    partial = Fg % NR
+    if partial == 0:
+        with f.loop(0, mr, name="st") as i:
+            emit_row(i, lambda lanes: [lanes(i64(v * W), W) for v in range(NR // W)])
+        return
+    last = b.icmp_signed("==", j, i64(npanels - 1))
+    with b.if_else(last) as (then, otherwise):
+        with then:
+            with f.loop(0, mr, name="stp") as i:
+                emit_row(i, lambda lanes: f.vloop(0, partial, W, lanes))
+        with otherwise:
+            with f.loop(0, mr, name="st") as i:
+                emit_row(i, lambda lanes: [lanes(i64(v * W), W) for v in range(NR // W)])
+
+
+# -- lowerings ---------------------------------------------------------------------------------------------
+def _param(nm, value, what):
+    if not nm.graph.is_param(value):
+        return None
+    return np.asarray(nm.graph.params[value.name], np.float32)
+
+
+def lower_matmul(nm, node):
+    a, bval = node.inputs[:2]
+    out = node.output
+    weights = _param(nm, bval, "matmul")
+    if weights is not None and weights.ndim == 2 and a.dtype == "float32":
+        K = a.shape[-1]
+
+        def row_ptr(f, r):
+            return f.b.gep(nm.ptr(f, a), [f.b.mul(r, i64(K))])
+
+        rows = nm.count(a) * 1
+        rows = Sym(rows.coef // K, rows.dyn)
+        emit_gemm(nm, Gemm(f"{out.name}_matmul", rows, row_ptr, [(0, K)], weights, 1, 0, out,
+                           node.attrs.get("epilogue", ()), tuple(node.inputs[2:])))
+        return
+    _batched_matmul(nm, node)
+    apply_epilogue_in_place(nm, node)
+
+
+def _lead_strides(nm, value, out_lead: list) -> list:
+    dims, strides = nm.dims(value)[:-2], nm.strides(value)[:-2]
+    offset = len(out_lead) - len(dims)
+    result = []
+    for axis, size in enumerate(out_lead):
+        jj = axis - offset
+        result.append(0 if jj < 0 or (dims[jj] == 1 and size != 1) else strides[jj])
+    return result
+
+
+def _unravel(f, index, sizes: list) -> list:
+    """Multi-index of a flat index over sizes (ints or Syms), outermost first."""
+    b = f.b
+    out = []
+    for size in reversed(sizes[1:]):
+        s = f.sym(size)
+        out.append(b.srem(index, s))
+        index = b.sdiv(index, s)
+    out.append(index)
+    return list(reversed(out))
+
+
+def _batched_matmul(nm, node):
+    """General (..., M, K) @ (..., K, N) with broadcast leading axes: a plain loop nest."""
+    a, bv = node.inputs[:2]
+    out = node.output
+    if a.dtype != "float32":
+        raise KcompileError("native backend: matmul supports float32 only")
+    out_dims = nm.dims(out)
+    lead = out_dims[:-2]
+    M, K, N = a.shape[-2], a.shape[-1], bv.shape[-1]
+    if any(d is None for d in (M, K, N)):
+        raise KcompileError(f"native backend: matmul over the batch axis ({a.type} @ {bv.type}) is not supported")
+    sa, sb = _lead_strides(nm, a, lead), _lead_strides(nm, bv, lead)
+    nlead = Sym(1)
+    for d in lead:
+        nlead = nlead * d
+    W = nm.isa.width
+
+    def body(f, lo, hi):
+        b = f.b
+        pa, pb, pc = nm.ptr(f, a), nm.ptr(f, bv), nm.ptr(f, out)
+        with f.loop(lo, hi, name="bm") as t:
+            idx = _unravel(f, t, lead) if lead else []
+            oa, ob = i64(0), i64(0)
+            for k, ix in enumerate(idx):
+                if sa[k] != 0:
+                    oa = b.add(oa, b.mul(ix, f.sym(sa[k])))
+                if sb[k] != 0:
+                    ob = b.add(ob, b.mul(ix, f.sym(sb[k])))
+            oc = b.mul(t, i64(M * N))
+            with f.loop(0, M, name="m") as m:
+                crow = b.add(oc, b.mul(m, i64(N)))
+                f.vloop(0, N, W, lambda c, w: f.store(ir.Constant(F32, 0.0) if w == 1 else
+                                                       _zeros(w), pc, b.add(crow, c)))
+                with f.loop(0, K, name="k") as k:
+                    av = f.load(pa, b.add(oa, b.add(b.mul(m, i64(K)), k)))
+                    brow = b.add(ob, b.mul(k, i64(N)))
+
+                    def axpy(c, w):
+                        acc = f.load(pc, b.add(crow, c), w)
+                        prod = b.fmul(f.splat(av, w), f.load(pb, b.add(brow, c), w))
+                        f.store(b.fadd(acc, prod), pc, b.add(crow, c))
+
+                    f.vloop(0, N, W, axpy)
+
+    nm.step(f"{out.name}_batched_matmul", body, ntasks=nlead if lead else 1, cost=nlead * (2 * M * K * N))
+
+
+def _zeros(w):
+    return ir.Constant(ir.VectorType(F32, w), [ir.Constant(F32, 0.0)] * w)
+
+
+def _as3(values, n, fill):
+    return (fill,) * (3 - n) + tuple(values)
+
+
+def lower_conv(nm, node):
+    x, wv = node.inputs[:2]
+    out = node.output
+    weights = _param(nm, wv, "conv")
+    if weights is None:
+        raise KcompileError(f"conv {node.meta.get('layer', out.name)}: the native backend needs constant weights")
+    if x.dtype != "float32":
+        raise KcompileError("native backend: conv supports float32 only")
+    nsp = x.rank - 2
+    if nsp > 3:
+        raise KcompileError(f"native backend: {nsp}-D convolution is not supported")
+    a = node.attrs
+    groups = a.get("groups", 1)
+    window = _as3(wv.shape[:-2], nsp, 1)
+    strides = _as3(a["strides"], nsp, 1)
+    dil = _as3(a["dilations"], nsp, 1)
+    pads = _as3(a["pads"], nsp, (0, 0))
+    if any(p < 0 for pair in pads for p in pair):
+        raise KcompileError("native backend: negative convolution padding")
+    spatial = _as3(x.shape[1:-1], nsp, 1)
+    padded = tuple(s + lo + hi for s, (lo, hi) in zip(spatial, pads))
+    osp = _as3(out.shape[1:-1], nsp, 1)
+    C = x.shape[-1]
+    cg = wv.shape[-2]
+    F = wv.shape[-1]
+    batch = nm.dims(x)[0]
+    source = _padded_input(nm, x, spatial, padded, pads, C, batch)
+
+    segments = []
+    for k1 in range(window[0]):
+        for k2 in range(window[1]):
+            for k3 in range(window[2]):
+                off = ((k1 * dil[0] * padded[1] + k2 * dil[1]) * padded[2] + k3 * dil[2]) * C
+                segments.append((off, cg))
+    segments = merge_segments(segments)
+    per_image = osp[0] * osp[1] * osp[2]
+
+    def row_ptr(f, r):
+        b = f.b
+        n, rem = b.sdiv(r, i64(per_image)), b.srem(r, i64(per_image))
+        o1, rem = b.sdiv(rem, i64(osp[1] * osp[2])), b.srem(rem, i64(osp[1] * osp[2]))
+        o2, o3 = b.sdiv(rem, i64(osp[2])), b.srem(rem, i64(osp[2]))
+        i1 = b.add(b.mul(n, i64(padded[0])), b.mul(o1, i64(strides[0])))
+        i2 = b.add(b.mul(i1, i64(padded[1])), b.mul(o2, i64(strides[1])))
+        i3 = b.add(b.mul(i2, i64(padded[2])), b.mul(o3, i64(strides[2])))
+        return b.gep(source(f), [b.mul(i3, i64(C))])
+
+    rows = Sym(per_image) * batch
+    w2 = weights.reshape(-1, F)
+    emit_gemm(nm, Gemm(f"{out.name}_conv", rows, row_ptr, segments, w2, groups, cg, out,
+                       a.get("epilogue", ()), tuple(node.inputs[2:])))
+
+
+def _padded_input(nm, x, spatial, padded, pads, C, batch):
+    """A function (f) -> float* of the zero-padded input (a scratch copy when padded)."""
+    if tuple(spatial) == tuple(padded):
+        return lambda f: nm.ptr(f, x)
+    count = Sym(padded[0] * padded[1] * padded[2] * C) * batch
+    scratch = nm.scratch(count * 4)
+    W = nm.isa.width
+    rows = Sym(padded[0] * padded[1]) * batch
+    row_len = padded[2] * C
+
+    def body(f, lo, hi):
+        b = f.b
+        src, dst = nm.ptr(f, x), nm.scratch_ptr(f, scratch)
+        with f.loop(lo, hi, name="prow") as r:
+            base = b.mul(r, i64(row_len))
+            f.vloop(0, row_len, W, lambda c, w: f.store(_zeros(w) if w > 1 else ir.Constant(F32, 0.0), dst,
+                                                         b.add(base, c)))
+            n, rem = b.sdiv(r, i64(padded[0] * padded[1])), b.srem(r, i64(padded[0] * padded[1]))
+            p1, p2 = b.sdiv(rem, i64(padded[1])), b.srem(rem, i64(padded[1]))
+            i1, i2 = b.sub(p1, i64(pads[0][0])), b.sub(p2, i64(pads[1][0]))
+            inside = b.and_(b.and_(b.icmp_signed(">=", i1, i64(0)), b.icmp_signed("<", i1, i64(spatial[0]))),
+                            b.and_(b.icmp_signed(">=", i2, i64(0)), b.icmp_signed("<", i2, i64(spatial[1]))))
+            with f.if_then(inside):
+                srow = b.mul(b.add(b.mul(b.add(b.mul(n, i64(spatial[0])), i1), i64(spatial[1])), i2),
+                             i64(spatial[2] * C))
+                drow = b.add(base, i64(pads[2][0] * C))
+                f.vloop(0, spatial[2] * C, W, lambda c, w: f.store(f.load(src, b.add(srow, c), w), dst,
+                                                                   b.add(drow, c)))
+
+    nm.step(f"{x.name}_pad", body, ntasks=rows, cost=count)
+    return lambda f: nm.scratch_ptr(f, scratch)
+
+
+def lower_conv_transpose(nm, node):
+    """Gather form: each output pixel sums x[i] @ w[k]^T over the kernel positions k
+    whose stride and dilation map some input pixel i onto it."""
+    x, wv = node.inputs[:2]
+    out = node.output
+    weights = _param(nm, wv, "conv_transpose")
+    if weights is None:
+        raise KcompileError(f"conv_transpose {node.meta.get('layer', out.name)}: the native backend needs constant "
+                            "weights")
+    nsp = x.rank - 2
+    if nsp > 3:
+        raise KcompileError(f"native backend: {nsp}-D transposed convolution is not supported")
+    a = node.attrs
+    window = _as3(wv.shape[:-2], nsp, 1)
+    strides = _as3(a["strides"], nsp, 1)
+    dil = _as3(a["dilations"], nsp, 1)
+    lows = _as3([p[0] for p in a["pads"]], nsp, 0)
+    spatial = _as3(x.shape[1:-1], nsp, 1)
+    osp = _as3(out.shape[1:-1], nsp, 1)
+    F, C = wv.shape[-2], wv.shape[-1]
+    positions = int(np.prod(window))
+    packed = np.ascontiguousarray(weights.reshape(positions, F, C).transpose(0, 2, 1))  # (k, C, F)
+    W = nm.isa.width
+    batch = nm.dims(x)[0]
+    rows = Sym(osp[0] * osp[1]) * batch
+
+    def body(f, lo, hi):
+        b = f.b
+        px, po = nm.ptr(f, x), nm.ptr(f, out)
+        pw = nm.const_ptr(f, packed)
+        acc = f.alloca(F32, F, align=64, name="acc")
+        with f.loop(lo, hi, name="orow") as r:
+            n, rem = b.sdiv(r, i64(osp[0] * osp[1])), b.srem(r, i64(osp[0] * osp[1]))
+            o1, o2 = b.sdiv(rem, i64(osp[1])), b.srem(rem, i64(osp[1]))
+            with f.loop(0, osp[2], name="o3") as o3:
+                f.vloop(0, F, W, lambda c, w: f.store(_zeros(w) if w > 1 else ir.Constant(F32, 0.0), acc, c))
+                with f.loop(0, positions, name="kp") as kp:
+                    k1 = b.sdiv(kp, i64(window[1] * window[2]))
+                    k2 = b.srem(b.sdiv(kp, i64(window[2])), i64(window[1]))
+                    k3 = b.srem(kp, i64(window[2]))
+                    valid = ir.Constant(ir.IntType(1), 1)
+                    idx = []
+                    for o, k, s, d, lo_, size in zip((o1, o2, o3), (k1, k2, k3), strides, dil, lows, spatial):
+                        t = b.sub(b.add(o, i64(lo_)), b.mul(k, i64(d)))
+                        q = b.sdiv(t, i64(s))
+                        ok = b.and_(b.icmp_signed(">=", t, i64(0)), b.icmp_signed("==", b.srem(t, i64(s)), i64(0)))
+                        valid = b.and_(valid, b.and_(ok, b.icmp_signed("<", q, i64(size))))
+                        idx.append(q)
+                    with f.if_then(valid):
+                        pix = b.add(b.mul(b.add(b.mul(b.add(b.mul(n, i64(spatial[0])), idx[0]), i64(spatial[1])),
+                                                idx[1]), i64(spatial[2])), idx[2])
+                        with f.loop(0, C, name="c") as c:
+                            xv = f.load(px, b.add(b.mul(pix, i64(C)), c))
+                            wrow = b.mul(b.add(b.mul(kp, i64(C)), c), i64(F))
+
+                            def axpy(j, w):
+                                prod = b.fmul(f.splat(xv, w), f.load(pw, b.add(wrow, j), w))
+                                f.store(b.fadd(f.load(acc, j, w), prod), acc, j)
+
+                            f.vloop(0, F, W, axpy)
+                opix = b.add(b.mul(b.add(b.mul(n, i64(osp[0])), o1), i64(osp[1])), o2)
+                obase = b.mul(b.add(b.mul(opix, i64(osp[2])), o3), i64(F))
+                f.vloop(0, F, W, lambda j, w: f.store(f.load(acc, j, w), po, b.add(obase, j)))
+
+    nm.step(f"{out.name}_conv_transpose", body, ntasks=rows,
+            cost=nm.count(out) * (2 * C * max(positions // max(np.prod(strides), 1), 1)))
+    apply_epilogue_in_place(nm, node)

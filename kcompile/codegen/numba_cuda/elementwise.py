@@ -1,0 +1,145 @@
+"""Scalar expressions of the elementwise primitives, and the generated kernel of an
+elementwise node: one thread per output element (grid-stride), a fused program computed
+in registers, one store. Epilogues of matmul and convolution use the same expressions."""
+from __future__ import annotations
+
+from ...ir import get_primitive
+from ...ir.graph import Node
+from .source import Code, dim_exprs, index_text, unflatten
+
+# {0}, {1}, {2} are the operands; {zero} and {one} constants of the result's dtype.
+EXPRESSIONS = {
+    "identity": "{0}",
+    "neg": "(-{0})",
+    "abs": "abs({0})",
+    "exp": "math.exp({0})",
+    "log": "math.log({0})",
+    "log1p": "math.log1p({0})",
+    "expm1": "math.expm1({0})",
+    "sqrt": "math.sqrt({0})",
+    "rsqrt": "({one} / math.sqrt({0}))",
+    "square": "({0} * {0})",
+    "reciprocal": "({one} / {0})",
+    "tanh": "math.tanh({0})",
+    "sigmoid": "D.sigmoid({0})",
+    "relu": "max({0}, {zero})",
+    "erf": "math.erf({0})",
+    "sign": "D.sign({0})",
+    "floor": "np.float32(math.floor({0}))",
+    "softplus": "D.softplus({0})",
+    "add": "({0} + {1})",
+    "sub": "({0} - {1})",
+    "mul": "({0} * {1})",
+    "div": "({0} / {1})",
+    "pow": "({0} ** {1})",
+    "maximum": "max({0}, {1})",
+    "minimum": "min({0}, {1})",
+    "greater": "({one} if {0} > {1} else {zero})",
+    "greater_equal": "({one} if {0} >= {1} else {zero})",
+    "less": "({one} if {0} < {1} else {zero})",
+    "less_equal": "({one} if {0} <= {1} else {zero})",
+    "equal": "({one} if {0} == {1} else {zero})",
+    "not_equal": "({one} if {0} != {1} else {zero})",
+    "where": "({1} if {0} != 0 else {2})",
+}
+
+CONSTANTS = {"float32": ("ZERO", "ONE"), "int32": ("np.int32(0)", "np.int32(1)"), "int64": ("0", "1"), "bool": ("False", "True")}
+
+
+def literal(value, dtype: str) -> str:
+    if dtype == "float32":
+        return f"np.float32({float(value)!r})"
+    if dtype == "bool":
+        return repr(bool(value))
+    return f"np.{dtype}({int(value)})"
+
+
+def scalar_expression(op: str, operands: list, attrs: dict, dtype: str) -> str:
+    """A CUDA-compilable expression of `op` on operand expressions, of type `dtype`."""
+    if op == "clip":
+        return f"min(max({operands[0]}, {literal(attrs['low'], dtype)}), {literal(attrs['high'], dtype)})"
+    if op == "cast":
+        target = attrs["dtype"]
+        return f"({operands[0]} != 0)" if target == "bool" else f"np.{target}({operands[0]})"
+    if op == "floor" and dtype != "float32":
+        return operands[0]
+    zero, one = CONSTANTS[dtype]
+    return EXPRESSIONS[op].format(*operands, zero=zero, one=one)
+
+
+def program_of(node: Node) -> tuple:
+    """A node as a program (a lone primitive is a program of one instruction)."""
+    if node.op == "fused_elementwise":
+        return node.attrs["program"]
+    args = tuple(("in", k) for k in range(len(node.inputs)))
+    return ((node.op, args, tuple(sorted(node.attrs.items()))),)
+
+
+def program_dtypes(program, input_dtypes, acc_dtype="float32") -> list:
+    """The result dtype of each instruction."""
+    dtypes = []
+    for op, args, attrs in program:
+        operands = [input_dtypes[a[1]] if a[0] == "in" else dtypes[a[1]] if a[0] == "t" else acc_dtype for a in args]
+        attrs = dict(attrs)
+        if op == "cast":
+            dtypes.append(attrs["dtype"])
+        elif op == "where":
+            dtypes.append(operands[1])
+        else:
+            dtypes.append(operands[0])
+    return dtypes
+
+
+def program_lines(code: Code, program, operands: dict, input_dtypes, prefix: str = "t", acc: str = "acc") -> str:
+    """Emit one assignment per instruction; `operands[k]` is the expression of input k.
+    Returns the name holding the result."""
+    dtypes = program_dtypes(program, input_dtypes)
+    temps = []
+    for j, (op, args, attrs) in enumerate(program):
+        values = [operands[a[1]] if a[0] == "in" else temps[a[1]] if a[0] == "t" else acc for a in args]
+        code(f"{prefix}{j} = {scalar_expression(op, values, dict(attrs), dtypes[j])}")
+        temps.append(f"{prefix}{j}")
+    return temps[-1] if temps else acc
+
+
+def broadcast_index(input_shape, out_shape, coords) -> str:
+    """Index of an operand broadcast against the output: 0 along its stretched axes."""
+    offset = len(out_shape) - len(input_shape)
+    index = []
+    for j, d in enumerate(input_shape):
+        stretched = d == 1 and out_shape[offset + j] != 1
+        index.append("0" if stretched else coords[offset + j])
+    return index_text(index)
+
+
+def elementwise_kernel(name: str, node: Node, flat: bool, doc: str) -> str:
+    """Source of `name(in0, ..., out)`. With `flat`, every operand has the output's shape
+    and arrives as a 1-D view; otherwise operands keep their rank (rank 0 arrives as (1,))."""
+    out = node.output
+    params = [f"in{k}" for k in range(len(node.inputs))] + ["out"]
+    code = Code()
+    code("@cuda.jit(cache=CACHE)")
+    with code.block(f"def {name}({', '.join(params)}):"):
+        code(f'"""{doc}"""')
+        size = "out.shape[0]" if flat or out.rank <= 1 else "out.size"
+        with code.block(f"for i in range(cuda.grid(1), {size}, cuda.gridsize(1)):"):
+            if flat or out.rank == 0:
+                loads = [f"in{k}[i]" if v.rank or flat else f"in{k}[0]" for k, v in enumerate(node.inputs)]
+                target = "out[i]"
+            else:
+                coords = [f"c{d}" for d in range(out.rank)]
+                unflatten(code, "i", dim_exprs(out.shape, "out"), coords)
+                loads = [f"in{k}[{broadcast_index(v.shape, out.shape, coords)}]" for k, v in enumerate(node.inputs)]
+                target = f"out[{index_text(coords)}]"
+            for k, load in enumerate(loads):
+                code(f"x{k} = {load}")
+            result = program_lines(code, program_of(node), {k: f"x{k}" for k in range(len(loads))},
+                                   [v.dtype for v in node.inputs])
+            code(f"{target} = {result}")
+    return code.text()
+
+
+def is_elementwise(op: str) -> bool:
+    from ...ir import Kind
+
+    return get_primitive(op).kind in (Kind.ELEMENTWISE, Kind.BROADCAST)

@@ -1,0 +1,161 @@
+"""Builds the generated module's source (the CUDA counterpart of numba_cpu.emitter).
+
+The module holds one generated kernel per node (two for matrix products: tiled and
+skinny) and one plain-Python function, `bind(batch, arena, W, WI, WL)`, that cuts the
+device arena and the device-resident constant pools into the views each kernel reads
+and writes, and returns the model as a list of launches `(kernel, grid, block, args)`.
+Binding happens once per batch size; a call copies the inputs in, launches the steps on
+one stream and copies the outputs out."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from ...ir import Graph, Value
+from ...passes.memory import ITEMSIZE, MemoryPlan
+from .source import tuple_text
+
+# Constant pools: one flat array per dtype, copied to the device once, passed to `bind`.
+POOLS = {"float32": "W", "int32": "WI", "int64": "WL"}
+POOL_ALIGN = 16  # elements
+
+
+class ConstantPool:
+    def __init__(self):
+        self.chunks = {dtype: [] for dtype in POOLS}
+        self.sizes = {dtype: 0 for dtype in POOLS}
+
+    def add(self, array: np.ndarray) -> str:
+        """Store a constant; returns the expression that views it inside `bind`."""
+        dtype = str(array.dtype)
+        if dtype not in POOLS:
+            raise ValueError(f"constants of dtype {dtype} are not supported")
+        array = np.ascontiguousarray(array)
+        start = self.sizes[dtype]
+        self.chunks[dtype].append((start, array.reshape(-1)))
+        self.sizes[dtype] = start + -(-max(array.size, 1) // POOL_ALIGN) * POOL_ALIGN
+        view = f"{POOLS[dtype]}[{start}:{start + array.size}]"
+        return f"{view}.reshape({tuple_text(array.shape)})" if array.ndim != 1 else view
+
+    def arrays(self) -> dict:
+        blobs = {}
+        for dtype, name in POOLS.items():
+            blob = np.zeros(max(self.sizes[dtype], POOL_ALIGN), dtype)
+            for start, flat in self.chunks[dtype]:
+                blob[start : start + flat.size] = flat
+            blobs[name] = blob
+        return blobs
+
+
+def identifier(name: str) -> str:
+    return re.sub(r"\W", "_", name)
+
+
+class Emitter:
+    """What a lowering writes with: names for values, views of the arena and the pools,
+    generated kernels, and the launches of the model."""
+
+    def __init__(self, graph: Graph, plan: MemoryPlan):
+        self.graph = graph
+        self.plan = plan
+        self.pool = ConstantPool()
+        self.kernels: list = []  # source of the generated kernels
+        self.lines: list = []  # body of bind(): views, then launches
+        self.names: dict = {}
+        self.values = {v.name: v for v in graph.values()}
+        self._used_names: set = {"batch", "arena", "W", "WI", "WL", "steps", "flags", "cuda", "np", "math", "D",
+                                 "blocks", "gemm_step", "float32", "ZERO", "ONE", "HALF"}
+        self._consts: dict = {}
+        self.checks = False  # whether some kernel reports bad input through `flags`
+
+    # -- names and views ---------------------------------------------------------------
+    def fresh(self, hint: str) -> str:
+        base = identifier(hint)[:40] or "v"
+        base = base if base[0].isalpha() else f"v_{base}"
+        name, k = base, 1
+        while name in self._used_names:
+            k += 1
+            name = f"{base}_{k}"
+        self._used_names.add(name)
+        return name
+
+    def dims(self, value: Value) -> list:
+        """The concrete dimensions as expressions of `batch`."""
+        factor = int(self.plan.factors.get(value.name, 1))
+        return [("batch" if factor == 1 else f"batch * {factor}") if d is None else str(d) for d in value.shape]
+
+    def size(self, value: Value) -> str:
+        """Number of elements, as an expression of `batch`."""
+        dims = self.dims(value)
+        return " * ".join(dims) if dims else "1"
+
+    def ref(self, value: Value) -> str:
+        """The variable holding `value`'s device array in bind(), declared on first use."""
+        if value.name in self.names:
+            return self.names[value.name]
+        storage = self.plan.storage[value.name]
+        name = self.fresh(value.name)
+        self.names[value.name] = name
+        if storage[0] == "param":
+            self.lines.append(f"{name} = {self.pool.add(self.graph.params[value.name])}")
+        elif storage[0] == "view":
+            self.lines.append(f"{name} = {self.ref(self.values[storage[1]])}.reshape({tuple_text(self.dims(value))})")
+        else:
+            buf = self.plan.buffers[storage[1]]
+            per = value.type.static_size() * ITEMSIZE[value.dtype] * max(int(self.plan.factors[value.name]), 1)
+            if buf.dynamic:
+                span = f"arena[{buf.offset} * batch : {buf.offset + per} * batch]"
+            else:
+                start = f"{self.plan.per_sample_bytes} * batch + {buf.offset}"
+                span = f"arena[{start} : {start} + {per}]"
+            self.lines.append(f"{name} = {span}.view(np.{value.dtype}).reshape({tuple_text(self.dims(value))})")
+        return name
+
+    def view(self, value: Value, dims) -> str:
+        """`value` reshaped to `dims` (ints or expressions); -1 stands for the one dimension
+        holding the batch, resolved from the value's size."""
+        dims = [str(d) for d in dims]
+        if "-1" in dims:
+            known = " * ".join(d for d in dims if d != "-1") or "1"
+            dims[dims.index("-1")] = f"({self.size(value)}) // ({known})"
+        return f"{self.ref(value)}.reshape({tuple_text(dims)})"
+
+    def flat(self, value: Value) -> str:
+        return self.view(value, [self.size(value)])
+
+    # -- constants, scratch, kernels and launches -----------------------------------------
+    def const(self, array: np.ndarray, key=None) -> str:
+        """A compile-time constant (packed weights, tables) as a pool view expression."""
+        if key is not None and key in self._consts:
+            return self._consts[key]
+        expr = self.pool.add(np.asarray(array))
+        if key is not None:
+            self._consts[key] = expr
+        return expr
+
+    def param_array(self, value: Value):
+        return self.graph.params.get(value.name) if self.graph.is_param(value) else None
+
+    def scratch(self, hint: str, shape: str, dtype: str = "float32") -> str:
+        """A device buffer bound once per batch size outside the arena (RNN projections)."""
+        name = self.fresh(hint)
+        self.lines.append(f"{name} = cuda.device_array({shape}, np.{dtype})")
+        return name
+
+    def add_kernel(self, source: str):
+        self.kernels.append(source)
+
+    def comment(self, text: str):
+        self.lines.append(f"# {text}")
+
+    def launch(self, kernel: str, grid: str, block: str, *args: str):
+        """One step of the model: `kernel[grid, block, stream](*args)` at each call."""
+        self.lines.append(f"steps.append(({kernel}, {grid}, {block}, {tuple_text(args)}))")
+
+    def launch_1d(self, kernel: str, work: str, *args: str):
+        self.launch(kernel, f"blocks({work})", "TPB", *args)
+
+    def launch_gemm(self, kernel: str, zs: str, rows: str, cols: int, *args: str):
+        """A matrix product: the tiled or the skinny kernel, whichever suits the rows."""
+        self.lines.append(f"steps.append(gemm_step({kernel}, {kernel}_skinny, {zs}, {rows}, {cols}, {tuple_text(args)}))")
