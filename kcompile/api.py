@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .errors import KcompileError
 from .frontend import load_graph
-from .ir import Graph
+from .ir import Graph, verify
 from .passes import run_pipeline
 
 
@@ -16,14 +16,20 @@ def _numba_cpu(graph: Graph, folder=None):
 TARGETS = {"cpu": _numba_cpu}
 
 
-def build(graph: Graph, target: str = "cpu", disable_passes=(), folder=None):
-    """Optimize a loaded graph and compile it for `target`; returns a CompiledModel."""
+def build(graph: Graph, target: str = "cpu", disable_passes=(), folder=None, source=None, options=None):
+    """Optimize a loaded graph and compile it for `target`; returns a CompiledModel.
+    source/options (the frontend's ModelSource and load options) make it trainable."""
     from .runtime import CompiledModel
 
     if target not in TARGETS:
         raise KcompileError(f"unknown target {target!r}; available: {', '.join(TARGETS)}")
     optimized = run_pipeline(graph, disable=disable_passes)
-    return CompiledModel(graph, optimized, TARGETS[target](optimized, folder), target)
+    model = CompiledModel(graph, optimized, TARGETS[target](optimized, folder), target)
+    model.source = source
+    model.disable_passes = tuple(disable_passes)
+    for key, value in (options or {}).items():
+        setattr(model, key, value)
+    return model
 
 
 def compile(src, target: str = "cpu", input_shapes=None, disable_passes=(), custom_objects=None,
@@ -32,8 +38,14 @@ def compile(src, target: str = "cpu", input_shapes=None, disable_passes=(), cust
 
     disable_passes: names of optimization passes to skip (see kcompile.passes.PASSES);
     custom_objects, safe_mode: as in keras.models.load_model."""
-    graph = load_graph(src, input_shapes=input_shapes, custom_objects=custom_objects, safe_mode=safe_mode)
-    return build(graph, target, disable_passes)
+    from .frontend import read_source
+    from .frontend.model import ModelWalker
+
+    source = read_source(src)
+    walker = ModelWalker(source, input_shapes=input_shapes, custom_objects=custom_objects, safe_mode=safe_mode)
+    graph = verify(walker.build())
+    options = dict(input_shapes=input_shapes, custom_objects=custom_objects, safe_mode=safe_mode)
+    return build(graph, target, disable_passes, source=source, options=options)
 
 
 def load(path: str):

@@ -127,9 +127,10 @@ def _h5_layer(root, name: str, path: str) -> LayerWeights:
     if name not in root:
         raise ModelFileError(f"{path}: no weights group for layer {name!r}")
     group = root[name]
-    own = []
+    own, paths = [], []
     for weight_name in (decode(n) for n in group.attrs.get("weight_names", [])):
         if weight_name not in group:
             raise ModelFileError(f"{path}: layer {name!r} lists weight {weight_name!r} but the file lacks it")
         own.append((weight_name.replace(":0", ""), np.asarray(group[weight_name])))
-    return LayerWeights(own, group_name=name)
+        paths.append(f"{group.name}/{weight_name}")
+    return LayerWeights(own, group_name=name, paths=paths)

@@ -150,6 +150,9 @@ class ModelWalker:
         self.b = GraphBuilder(name)
         self._params: dict = {}
         self.value_masks: dict = {}  # value name -> its Keras mask (a Value)
+        self.layer_configs: dict = {}  # layer path -> config (regularizers, constraints)
+        self.random_inputs: list = []  # training mode: noise the runtime draws each step
+        self.state_updates: list = []  # training mode: (param name, new value) per step
         self.layer_log: list = []  # (layer path, class, node range) for summaries
 
     # -- entry point ------------------------------------------------------------------
@@ -162,6 +165,7 @@ class ModelWalker:
         outputs, names = self.lower_model(config, self.source.weights, prefix="", inputs=None)
         self.b.output([v for v, _ in outputs], names)
         graph = self.b.graph
+        saved = self.record_weights(config, self.source.weights)
         graph.meta.update(
             source=self.source.path,
             format=self.source.format,
@@ -169,13 +173,23 @@ class ModelWalker:
             training_config=self.source.training_config,
             layers=self.layer_log,
             keras_weights={v.name: info for v, info in self._params.values()},
+            # Keras's model.weights order: [(layer path, index, array, dataset path in the file)]
+            saved_weights=saved,
+            model_config=config,
+            layer_configs=self.layer_configs,
+            live_model=self.source.extra.get("live_model"),
         )
+        if self.training:
+            # Random inputs follow the model's inputs; state updates follow its outputs.
+            graph.meta["random_inputs"] = [dict(spec, name=v.name) for v, spec in self.random_inputs]
+            graph.meta["state_updates"] = [(param, len(graph.outputs) + k) for k, (param, _) in enumerate(self.state_updates)]
+            graph.outputs = graph.outputs + [v for _, v in self.state_updates]
+            graph.output_names = graph.output_names + [f"update/{param}" for param, _ in self.state_updates]
         return graph
 
     # -- models -----------------------------------------------------------------------
-    def lower_model(self, config: dict, weights: LayerWeights, prefix: str, inputs):
-        """Lower a Sequential or functional model; `inputs` None means the top level.
-        Returns [(value, mask)] for the outputs and the output names."""
+    def _layers(self, config: dict, weights: LayerWeights):
+        """A model config's layers (LayerSpecs), their names, and each layer's saved weights."""
         class_name = config.get("class_name")
         body = config.get("config") or {}
         raw_layers = body.get("layers")
@@ -183,10 +197,30 @@ class ModelWalker:
             raise ModelFileError(f"{self.source.path}: model {body.get('name')!r} ({class_name}) lists no layers")
         names = {l.get("name") or (l.get("config") or {}).get("name") for l in raw_layers}
         layers = [parse_layer(l, names) for l in raw_layers]
-        model_name = body.get("name", "model")
-        sub_weights = weights.sublayers([l.name for l in layers], model_name)
+        sub_weights = weights.sublayers([l.name for l in layers], body.get("name", "model"))
         keys = self._container_keys(layers, class_name == "Sequential")
         weights_of = {l.name: sub_weights.get(l.name) or sub_weights.get(k) or EMPTY for l, k in zip(layers, keys)}
+        return layers, names, weights_of
+
+    def record_weights(self, config: dict, weights: LayerWeights, prefix: str = "") -> list:
+        """Every saved weight in Keras's `model.weights` order (layers in config order,
+        nested models in place): [(layer path, index, array, dataset path in the file)]."""
+        layers, _, weights_of = self._layers(config, weights)
+        entries = []
+        for layer in layers:
+            path = f"{prefix}{layer.name}"
+            if layer.is_model:
+                entries += self.record_weights(layer.raw, weights_of[layer.name], f"{path}/")
+            else:
+                entries += [(path, i, a, p) for i, (a, p) in enumerate(weights_of[layer.name].flat_entries(layer.class_name))]
+        return entries
+
+    def lower_model(self, config: dict, weights: LayerWeights, prefix: str, inputs):
+        """Lower a Sequential or functional model; `inputs` None means the top level.
+        Returns [(value, mask)] for the outputs and the output names."""
+        class_name = config.get("class_name")
+        body = config.get("config") or {}
+        layers, names, weights_of = self._layers(config, weights)
         if class_name == "Sequential":
             return self._lower_sequential(body, layers, weights_of, prefix, inputs)
         return self._lower_functional(body, layers, weights_of, prefix, inputs, names)
@@ -359,6 +393,7 @@ class ModelWalker:
         lowering = self._lowering_for(layer)
         ctx = LayerContext(self, layer, weights, path)
         ctx.masks = masks
+        self.layer_configs[path] = layer.config
         start = len(self.b.graph.nodes)
         log_index = len(self.layer_log)
         self.layer_log.append(None)  # filled below; wrapped sublayers log after their parent
@@ -389,6 +424,17 @@ class ModelWalker:
         masks = list(masks) + [None] * (len(inputs) - len(masks))
         refs = {TensorRef(f"__arg{i}", 0, 0): pair for i, pair in enumerate(zip(inputs, masks))}
         return self._lower_call(inner, weights, f"{ctx.path}/", Call(list(refs), {}), refs)
+
+    def random_input(self, ctx: LayerContext, shape: tuple, **spec) -> Value:
+        """A graph input the training loop fills with fresh noise every step; spec says
+        what to draw (see kcompile.training.trainer.draw_random_inputs)."""
+        value = self.b.input(f"random/{ctx.path}", shape)
+        self.random_inputs.append((value, spec))
+        return value
+
+    def state_update(self, param: Value, new_value: Value):
+        """Training mode: `param` takes `new_value` after each step (moving statistics)."""
+        self.state_updates.append((param.name, new_value))
 
     def _as_float_mask(self, value: Value) -> Value:
         return value if value.dtype == "float32" else self.b.cast(value, dtype="float32")

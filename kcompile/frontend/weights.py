@@ -30,19 +30,24 @@ def to_snake_case(name: str) -> str:
 class LayerWeights:
     """One layer's saved variables: its own (name, array) pairs and its sublayers'."""
 
-    def __init__(self, own=(), children=None, group_name=None):
+    def __init__(self, own=(), children=None, group_name=None, paths=None):
         self.own = list(own)  # [(name or None, array)]
+        self.paths = list(paths) if paths is not None else [None] * len(self.own)  # where each array is stored
         self.children: dict = dict(children or {})
         self.group_name = group_name  # the layer name recorded in the file, if any
 
     def flat(self, class_name: str = "") -> list:
         """All arrays in Keras's `layer.weights` order."""
-        arrays = [a for _, a in self.own]
+        return [a for a, _ in self.flat_entries(class_name)]
+
+    def flat_entries(self, class_name: str = "") -> list:
+        """(array, dataset path in the file) pairs in Keras's `layer.weights` order."""
+        entries = [(a, p) for (_, a), p in zip(self.own, self.paths)]
         order = CHILD_ORDER.get(class_name)
         keys = [k for k in order if k in self.children] if order else sorted(self.children)
         for key in keys:
-            arrays.extend(self.children[key].flat())
-        return arrays
+            entries.extend(self.children[key].flat_entries())
+        return entries
 
     def names(self) -> list:
         return [n for n, _ in self.own]
@@ -58,13 +63,13 @@ class LayerWeights:
         if self.children:
             return self.children
         split: dict = {name: [] for name in layer_names}
-        for name, array in self.own:
+        for (name, array), path in zip(self.own, self.paths):
             parts = (name or "").split("/")
             if parts[0] == model_name and len(parts) > 2:
                 parts = parts[1:]
             if parts[0] in split:
-                split[parts[0]].append((name, array))
-        return {k: LayerWeights(v) for k, v in split.items() if v}
+                split[parts[0]].append((name, array, path))
+        return {k: LayerWeights([(n, a) for n, a, _ in v], paths=[p for _, _, p in v]) for k, v in split.items() if v}
 
     def __len__(self):
         return len(self.own) + sum(len(c) for c in self.children.values())
@@ -75,13 +80,14 @@ EMPTY = LayerWeights()
 
 def keras_tree_from_h5(group, container_keys=None) -> LayerWeights:
     """Read a `.keras` weights group (`vars` plus child groups) into a LayerWeights."""
-    own, children = [], {}
+    own, children, paths = [], {}, []
     group_name = None
     if "vars" in group:
         vars_group = group["vars"]
         group_name = vars_group.attrs.get("name")
         indices = sorted(vars_group.keys(), key=int)
         own = [(None, np.asarray(vars_group[i])) for i in indices]
+        paths = [f"{vars_group.name}/{i}" for i in indices]
     for key in group.keys():
         if key == "vars":
             continue
@@ -93,7 +99,7 @@ def keras_tree_from_h5(group, container_keys=None) -> LayerWeights:
                 children[tree.group_name or sub_key] = tree
         else:
             children[key] = keras_tree_from_h5(child)
-    return LayerWeights(own, children, group_name)
+    return LayerWeights(own, children, group_name, paths)
 
 
 def decode(name) -> str:

@@ -50,7 +50,7 @@ class Buffer:
 
 @dataclass
 class MemoryPlan:
-    storage: dict = field(default_factory=dict)  # value name -> ("param",) | ("view", src) | ("buffer", id)
+    storage: dict = field(default_factory=dict)  # name -> ("param",) | ("view", src) | ("buffer", id) | ("external", k)
     inputs: list = field(default_factory=list)  # graph input k -> buffer id
     buffers: list = field(default_factory=list)
     factors: dict = field(default_factory=dict)
@@ -62,8 +62,13 @@ class MemoryPlan:
         return self.per_sample_bytes * batch + self.static_bytes
 
 
-def plan_memory(graph: Graph) -> MemoryPlan:
+def plan_memory(graph: Graph, external=()) -> MemoryPlan:
+    """`external`: names of graph inputs that live outside the arena (weights a training
+    loop owns and updates in place); they get storage ("external", k)."""
     plan = MemoryPlan(factors=batch_factors(graph))
+    external = list(external)
+    for k, name in enumerate(external):
+        plan.storage[name] = ("external", k)
     for name in graph.params:
         plan.storage[name] = ("param",)
     last_use = {}
@@ -77,6 +82,8 @@ def plan_memory(graph: Graph) -> MemoryPlan:
     buffer_of: dict = {}  # value name -> buffer id
     spans: list = []  # per buffer: [first node, last node, bytes, dynamic]
     for v in graph.inputs:  # written before the first node runs
+        if v.name in external:
+            continue
         size, dynamic = _nbytes(plan, v)
         spans.append([-1, last_use.get(v.name, -1), size, dynamic])
         buffer_of[v.name] = len(spans) - 1

@@ -27,7 +27,8 @@ from .mathops import eval_program, program_dtypes
 
 # Rows of the register tile for nv vectors of columns, by vector register count.
 MR_TABLE = {32: {1: 12, 2: 12}, 16: {1: 12, 2: 6}}
-ROWS_PER_TASK = 96
+MAX_TILES_PER_TASK = 8
+TARGET_TASKS = 16  # enough tasks to balance a few threads when the batch is small
 FLOAT_P = ir.PointerType(F32)
 
 
@@ -109,7 +110,9 @@ def _epilogue_operands(nm, g: Gemm, channels: int):
     epilogue cannot run on register tiles."""
     ops = []
     for v in g.extras:
-        if nm.graph.is_param(v):
+        if isinstance(v, np.ndarray):
+            ops.append(("vec", np.asarray(v, np.float32).reshape(channels)))
+        elif nm.graph.is_param(v):
             vec = per_channel(nm.graph.params[v.name], channels, g.out.rank)
             if vec is None or v.dtype != "float32":
                 return None
@@ -136,7 +139,7 @@ def emit_gemm(nm, g: Gemm):
     program = g.epilogue
     ep_ops = _epilogue_operands(nm, g, F) if program else []
     if program and ep_ops is not None:
-        program_dtypes(program, [v.dtype for v in g.extras], "float32")
+        program_dtypes(program, [getattr(v, "dtype", "float32") for v in g.extras], "float32")
     fused = ep_ops is not None
 
     # Pack: (groups, panels, K, NR) with zero columns past Fg.
@@ -153,14 +156,21 @@ def emit_gemm(nm, g: Gemm):
         else:
             vectors.append(None)
     seg_array = np.array([x for s in g.segments for x in s], np.int64)
-    tiles_per_task = max(1, ROWS_PER_TASK // MR)
     rows_outer = packed.nbytes <= (512 << 10)
+    target_blocks = -(-TARGET_TASKS // P)
 
     def ntiles(f):
         return f.ceil_div(g.rows, MR)
 
+    def tiles_per_task(f, n_tiles):
+        """clamp(ceil(tiles / target blocks), 1, MAX_TILES_PER_TASK), from the batch."""
+        per = f.ceil_div(n_tiles, target_blocks)
+        return f.min(f.max(per, 1), MAX_TILES_PER_TASK)
+
     def nblocks(f):
-        return f.ceil_div(ntiles(f), tiles_per_task)
+        n_tiles = ntiles(f)
+        per = tiles_per_task(f, n_tiles)
+        return f.b.sdiv(f.b.add(n_tiles, f.b.sub(per, i64(1))), per)
 
     def body(f, lo, hi):
         b = f.b
@@ -169,13 +179,14 @@ def emit_gemm(nm, g: Gemm):
         packed_ptr = nm.const_ptr(f, packed)
         seg_ptr = nm.const_ptr(f, seg_array)
         vec_ptrs = [nm.const_ptr(f, v) if v is not None else None for v in vectors]
-        extras_ptrs = [nm.ptr(f, v) for v in g.extras]
+        extras_ptrs = [None if isinstance(v, np.ndarray) else nm.ptr(f, v) for v in g.extras] if fused else []
         out_ptr = nm.ptr(f, g.out)
         rows_arr = f.alloca(FLOAT_P, MR, align=64, name="rows")
         tile = f.alloca(F32, MR * NR, align=64, name="tile")
         M = f.sym(g.rows)
         n_tiles = ntiles(f)
-        n_blocks = b.sdiv(b.add(n_tiles, i64(tiles_per_task - 1)), i64(tiles_per_task))
+        per_task = tiles_per_task(f, n_tiles)
+        n_blocks = b.sdiv(b.add(n_tiles, b.sub(per_task, i64(1))), per_task)
         with f.loop(lo, hi, name="task") as t:
             if rows_outer:
                 rb, pidx = b.sdiv(t, i64(P)), b.srem(t, i64(P))
@@ -183,8 +194,8 @@ def emit_gemm(nm, g: Gemm):
                 pidx, rb = b.sdiv(t, n_blocks), b.srem(t, n_blocks)
             grp, j = b.sdiv(pidx, i64(npanels)), b.srem(pidx, i64(npanels))
             panel = b.gep(packed_ptr, [b.mul(pidx, i64(K * NR))])
-            t0 = b.mul(rb, i64(tiles_per_task))
-            t1 = f.min(b.add(t0, i64(tiles_per_task)), n_tiles)
+            t0 = b.mul(rb, per_task)
+            t1 = f.min(b.add(t0, per_task), n_tiles)
             col0 = b.add(b.mul(grp, i64(Fg)), b.mul(j, i64(NR)))  # output column of the panel
             in_off = b.mul(grp, i64(g.group_stride))
             with f.loop(t0, t1, name="tile") as tt:
@@ -438,21 +449,29 @@ def _padded_input(nm, x, spatial, padded, pads, C, batch):
     def body(f, lo, hi):
         b = f.b
         src, dst = nm.ptr(f, x), nm.scratch_ptr(f, scratch)
+        def zero(start, stop):
+            f.vloop(start, stop, W, lambda c, w: f.store(_zeros(w) if w > 1 else ir.Constant(F32, 0.0), dst, c))
+
         with f.loop(lo, hi, name="prow") as r:
             base = b.mul(r, i64(row_len))
-            f.vloop(0, row_len, W, lambda c, w: f.store(_zeros(w) if w > 1 else ir.Constant(F32, 0.0), dst,
-                                                         b.add(base, c)))
             n, rem = b.sdiv(r, i64(padded[0] * padded[1])), b.srem(r, i64(padded[0] * padded[1]))
             p1, p2 = b.sdiv(rem, i64(padded[1])), b.srem(rem, i64(padded[1]))
             i1, i2 = b.sub(p1, i64(pads[0][0])), b.sub(p2, i64(pads[1][0]))
             inside = b.and_(b.and_(b.icmp_signed(">=", i1, i64(0)), b.icmp_signed("<", i1, i64(spatial[0]))),
                             b.and_(b.icmp_signed(">=", i2, i64(0)), b.icmp_signed("<", i2, i64(spatial[1]))))
-            with f.if_then(inside):
-                srow = b.mul(b.add(b.mul(b.add(b.mul(n, i64(spatial[0])), i1), i64(spatial[1])), i2),
-                             i64(spatial[2] * C))
-                drow = b.add(base, i64(pads[2][0] * C))
-                f.vloop(0, spatial[2] * C, W, lambda c, w: f.store(f.load(src, b.add(srow, c), w), dst,
-                                                                   b.add(drow, c)))
+            with b.if_else(inside) as (then, otherwise):
+                with then:  # the row's margins are zeros, its middle a copy of the input row
+                    left = pads[2][0] * C
+                    right = left + spatial[2] * C
+                    zero(base, b.add(base, i64(left)))
+                    srow = b.mul(b.add(b.mul(b.add(b.mul(n, i64(spatial[0])), i1), i64(spatial[1])), i2),
+                                 i64(spatial[2] * C))
+                    drow = b.add(base, i64(left))
+                    f.vloop(0, spatial[2] * C, W, lambda c, w: f.store(f.load(src, b.add(srow, c), w), dst,
+                                                                       b.add(drow, c)))
+                    zero(b.add(base, i64(right)), b.add(base, i64(row_len)))
+                with otherwise:
+                    zero(base, b.add(base, i64(row_len)))
 
     nm.step(f"{x.name}_pad", body, ntasks=rows, cost=count)
     return lambda f: nm.scratch_ptr(f, scratch)

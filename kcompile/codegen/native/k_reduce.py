@@ -76,29 +76,42 @@ def lower_reduce(nm, node):
     else:
         first, last = axes[0], axes[-1]
     outer, R, inner = three_axes(nm, source, first, last)
-    R = R.static()
-    op = node.op
+    emit_reduce(nm, f"{out.name}_{node.op}", node.op, source, out, outer, R.static(), inner)
+
+
+def lower_reduce_batch(nm, node):
+    """Sum over the dynamic axis (gradients of parameters): R depends on the batch."""
+    x, out = node.inputs[0], node.output
+    if x.dtype != "float32":
+        raise KcompileError("native backend: reduce_batch supports float32 only")
+    axis = node.attrs["axis"] % x.rank
+    outer, R, inner = three_axes(nm, x, axis, axis)
+    emit_reduce(nm, f"{out.name}_reduce_batch", "reduce_sum", x, out, outer, R, inner)
+
+
+def emit_reduce(nm, label, op, source, out, outer, R, inner):
+    """out[o, j] = op over r of source[o, r, j]; R is an int or a Sym."""
     W = nm.isa.width
 
     def body(f, lo, hi):
         b = f.b
-        src = nm.ptr(f, source) if not hasattr(source, "scratch") else source.pointer(f)
+        src = nm.ptr(f, source)
         dst = nm.ptr(f, out)
+        n_red = f.sym(R)
         with f.loop(lo, hi, name="o") as o:
             if inner == Sym(1):
-                value = reduce_run(f, op, src, b.mul(o, i64(R)), R, W)
+                value = reduce_run(f, op, src, b.mul(o, n_red), n_red, W)
                 if op == "reduce_mean":
                     value = b.fdiv(value, ir.Constant(F32, float(R)))
                 f.store(value, dst, o)
-                return_none = None  # noqa: F841
             else:
                 n_inner = f.sym(inner)
 
                 def lanes(j, w):
                     ty = ir.VectorType(F32, w) if w > 1 else F32
                     acc = f.var(ty, const(ty, INIT[op]))
-                    with f.loop(0, R, name="r") as r:
-                        idx = b.add(b.mul(b.add(b.mul(o, i64(R)), r), n_inner), j)
+                    with f.loop(0, n_red, name="r") as r:
+                        idx = b.add(b.mul(b.add(b.mul(o, n_red), r), n_inner), j)
                         b.store(_combine(f, op, b.load(acc), f.load(src, idx, w)), acc)
                     value = b.load(acc)
                     if op == "reduce_mean":
@@ -107,7 +120,7 @@ def lower_reduce(nm, node):
 
                 f.vloop(0, n_inner, W, lanes)
 
-    nm.step(f"{out.name}_{op}", body, ntasks=outer, cost=nm.count(x))
+    nm.step(label, body, ntasks=outer, cost=nm.count(source))
 
 
 def lower_softmax(nm, node):

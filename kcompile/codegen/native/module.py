@@ -87,6 +87,17 @@ class Scratch:
     offset: int  # bytes (per sample when dynamic) within this node's scratch
 
 
+class Temp:
+    """A tensor in scratch memory that lowerings use like a graph Value."""
+
+    def __init__(self, name: str, type_, scratch: Scratch, factor: int):
+        self.name, self.type, self.scratch, self.factor = name, type_, scratch, factor
+
+    shape = property(lambda self: self.type.shape)
+    dtype = property(lambda self: self.type.dtype)
+    rank = property(lambda self: self.type.rank)
+
+
 @dataclass
 class Address:
     """base + per_sample * B + static bytes; `plan_static` adds D * B (see module doc)."""
@@ -150,6 +161,15 @@ class NativeModule:
             self._static_used += _round(nbytes.coef)
         return s
 
+    def temp(self, hint: str, shape: tuple, dtype: str = "float32", factor: int = 1) -> Temp:
+        """A scratch tensor for the current node (None in shape: the batch, times factor)."""
+        from ...ir import TensorType
+        from .irhelp import ITEMSIZE
+
+        type_ = TensorType(shape, dtype)
+        nbytes = Sym(type_.static_size() * ITEMSIZE[dtype] * (factor if None in shape else 1), None in shape)
+        return Temp(self.fresh(hint), type_, self.scratch(nbytes), factor)
+
     # -- addresses -----------------------------------------------------------------------------------
     def param_offset(self, name: str) -> int:
         return self.blob.add(self.graph.params[name], key=("param", name))
@@ -178,6 +198,10 @@ class NativeModule:
     def ptr(self, f: Fn, value, dtype: str | None = None):
         """A typed pointer to `value`'s data inside step function f."""
         key = ("value", value.name, dtype)
+        if isinstance(value, Temp):
+            if key not in f._cache:
+                f._cache[key] = self.scratch_ptr(f, value.scratch, dtype or value.dtype)
+            return f._cache[key]
         if key not in f._cache:
             addr = self.address(value)
             base = f.arena if addr.base == "arena" else f.weights
@@ -203,6 +227,8 @@ class NativeModule:
             return f.byte_ptr(f.arena, off, dtype)
 
     def factor(self, value) -> int:
+        if isinstance(value, Temp):
+            return value.factor
         return int(self.plan.factors.get(value.name, 1))
 
     def dims(self, value) -> list:
@@ -258,7 +284,7 @@ class NativeModule:
         for k, v in enumerate((arena, weights, batch, exec_)):
             f.b.store(v, f.b.gep(env, [ir.Constant(ir.IntType(32), 0), ir.Constant(ir.IntType(32), k)]))
         env8 = f.b.bitcast(env, I8P)
-        pfor = f.declare("kc_parallel_for", VOID, [I8P, ir.PointerType(self.body_ty), I8P, I64, I64])
+        pfor = f.declare("kcrt_parallel_for", VOID, [I8P, ir.PointerType(self.body_ty), I8P, I64, I64])
         for step in self.steps:
             ntasks = _value(f, step.ntasks)
             cost = _value(f, step.cost)

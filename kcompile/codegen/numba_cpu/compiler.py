@@ -36,6 +36,7 @@ from numba import njit
 from kcompile.codegen.numba_cpu.kernels import conv as C
 from kcompile.codegen.numba_cpu.kernels import epilogue as E
 from kcompile.codegen.numba_cpu.kernels import gather as T
+from kcompile.codegen.numba_cpu.kernels import grad as D
 from kcompile.codegen.numba_cpu.kernels import gemm as G
 from kcompile.codegen.numba_cpu.kernels import pool as P
 from kcompile.codegen.numba_cpu.kernels import reduce as R
@@ -61,7 +62,7 @@ def library_digest() -> str:
 def generate_source(graph: Graph, plan: MemoryPlan):
     """(source text, constant pools) for a graph after the inference passes."""
     em = Emitter(graph, plan)
-    inputs = [em.ref(v) for v in graph.inputs]
+    inputs = [em.ref(v) for v in graph.inputs if plan.storage[v.name][0] != "external"]
     for node in graph.nodes:
         lower = LOWERINGS.get(node.op)
         if lower is None:
@@ -72,7 +73,7 @@ def generate_source(graph: Graph, plan: MemoryPlan):
                            per_sample=plan.per_sample_bytes)
     body = "\n".join("    " + line for line in ["steps, labels = [], []"] + em.lines)
     bind = (
-        "def bind(batch, arena, W, WI, WL):\n"
+        "def bind(batch, arena, W, WI, WL, X):\n"
         '    """Views for one batch size: (input views, [(kernel, args)], output views, step labels)."""\n'
         f"{body}\n"
         f"    return [{', '.join(inputs)}], steps, [{', '.join(outputs)}], labels\n"
@@ -85,19 +86,28 @@ def cache_root() -> str:
     return os.environ.get("KCOMPILE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "kcompile")
 
 
+_MODULES: dict = {}  # (path, digest) -> module: a rebuilt model with new weights reuses its kernels
+
+
 def load_module(path: str, name: str):
+    key = (path, name)
+    if key in _MODULES:
+        return _MODULES[key]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
+    _MODULES[key] = module
     return module
 
 
 class NumbaProgram:
     """A compiled graph: call with input arrays (batch first) to get output arrays."""
 
-    def __init__(self, graph: Graph, plan: MemoryPlan, source: str, pools: dict, folder: str | None = None):
+    def __init__(self, graph: Graph, plan: MemoryPlan, source: str, pools: dict, folder: str | None = None,
+                 external=()):
         configure_threading()
+        self.external = list(external)  # arrays bound in place of the external inputs
         self.graph, self.plan, self.source, self.pools = graph, plan, source, pools
         self.digest = hashlib.sha256(source.encode()).hexdigest()[:16]
         folder = folder or os.path.join(cache_root(), self.digest)
@@ -121,7 +131,8 @@ class NumbaProgram:
             if len(cache) >= 8:  # keep a few batch sizes per thread
                 cache.pop(next(iter(cache)))
             arena = np.empty(max(self.plan.arena_bytes(batch), 64), np.uint8)
-            entry = cache[batch] = self.module.bind(batch, arena, self.pools["W"], self.pools["WI"], self.pools["WL"])
+            pools = self.pools
+            entry = cache[batch] = self.module.bind(batch, arena, pools["W"], pools["WI"], pools["WL"], self.external)
         return entry
 
     def __call__(self, inputs: list, batch: int) -> list:
@@ -134,10 +145,10 @@ class NumbaProgram:
 
     def compiled_now(self) -> list:
         """Names of the kernels this process compiled instead of loading from Numba's cache."""
-        from .kernels import conv, epilogue, gather, gemm, pool, reduce, rnn
+        from .kernels import conv, epilogue, gather, gemm, grad, pool, reduce, rnn
 
         compiled = []
-        for module in (self.module, conv, epilogue, gather, gemm, pool, reduce, rnn):
+        for module in (self.module, conv, epilogue, gather, gemm, grad, pool, reduce, rnn):
             for name, fn in vars(module).items():
                 stats = getattr(fn, "stats", None)
                 if stats is not None and sum(stats.cache_misses.values()):
@@ -158,7 +169,10 @@ class NumbaProgram:
         return [(label, float(np.median(t))) for label, t in zip(labels, times)]
 
 
-def compile_graph(graph: Graph, folder: str | None = None) -> NumbaProgram:
-    plan = plan_memory(graph)
+def compile_graph(graph: Graph, folder: str | None = None, external: dict | None = None) -> NumbaProgram:
+    """external: {input name: array} for inputs bound to arrays the caller owns (and may
+    update in place between calls) instead of being copied in at every call."""
+    external = dict(external or {})
+    plan = plan_memory(graph, external=list(external))
     source, pools = generate_source(graph, plan)
-    return NumbaProgram(graph, plan, source, pools, folder)
+    return NumbaProgram(graph, plan, source, pools, folder, external=list(external.values()))

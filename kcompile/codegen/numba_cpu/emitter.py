@@ -1,7 +1,7 @@
 """Builds the generated module's source.
 
 The module holds the model's generated elementwise kernels and one plain-Python
-function, `bind(batch, arena, W, WI, WL)`, that cuts the arena and the constant pools
+function, `bind(batch, arena, W, WI, WL, X)`, that cuts the arena and the constant pools
 into the views each node reads and writes, and returns the model as a list of
 `(kernel, arguments)` steps. A call then copies the inputs in and runs the steps:
 binding happens once per batch size, so a call costs one dispatch per kernel, and
@@ -64,7 +64,7 @@ class Emitter:
         self.lines: list = []  # body of bind(): views, then steps
         self.names: dict = {}
         self.values = {v.name: v for v in graph.values()}
-        self._used_names: set = {"batch", "arena", "W", "WI", "WL", "steps", "labels"}
+        self._used_names: set = {"batch", "arena", "W", "WI", "WL", "X", "steps", "labels"}
         self.label = ""
         self._consts: dict = {}
 
@@ -97,6 +97,8 @@ class Emitter:
         self.names[value.name] = name
         if storage[0] == "param":
             self.lines.append(f"{name} = {self.pool.add(self.graph.params[value.name])}")
+        elif storage[0] == "external":
+            self.lines.append(f"{name} = X[{storage[1]}]")
         elif storage[0] == "view":
             self.lines.append(f"{name} = {self.ref(self.values[storage[1]])}.reshape({self.shape(value)})")
         else:

@@ -358,3 +358,46 @@ def lower_rnn(em, node):
 
 def missing_lowerings() -> list:
     return sorted(set(all_primitives()) - set(LOWERINGS))
+
+
+# -- backward-only primitives (training graphs) ------------------------------------------------------
+@lowering("reduce_batch")
+def lower_reduce_batch(em, node):
+    x, out = node.inputs[0], node.output
+    axis = node.attrs["axis"]
+    outer, inner = int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis + 1 :]))
+    em.comment(f"{node.meta.get('layer', node.op)}: sum over the batch axis {axis}")
+    em.call("R.reduce", f"{em.ref(x)}.reshape(({outer}, -1, {inner}))", f"{em.ref(out)}.reshape(({outer}, {inner}))", "R.SUM")
+
+
+@lowering("conv_weight_grad")
+def lower_conv_weight_grad(em, node):
+    x, g = node.inputs
+    out = node.output
+    n = x.rank - 2
+    a = node.attrs
+    geometry = (_as_3d(a["window"], n) + _as_3d(a["strides"], n) + _as_3d(a["dilations"], n) + (0,) * (3 - n)
+                + tuple(p[0] for p in a["pads"]))
+    em.comment(f"{node.meta.get('layer', node.op)}: kernel gradient {out.type}")
+    em.call("D.conv_weight_grad", _as_5d(em, x), _as_5d(em, g), f"{em.ref(out)}.reshape((-1, {out.shape[-1]}))",
+            _tuple(geometry))
+
+
+@lowering("max_pool_grad")
+def lower_max_pool_grad(em, node):
+    x, g = node.inputs
+    n = x.rank - 2
+    a = node.attrs
+    geometry = _as_3d(a["window"], n) + _as_3d(a["strides"], n) + (0,) * (3 - n) + tuple(p[0] for p in a["pads"])
+    em.comment(f"{node.meta.get('layer', node.op)}: max_pool gradient")
+    em.call("D.max_pool_grad", _as_5d(em, x), _as_5d(em, g), _as_5d(em, node.output), _tuple(geometry))
+
+
+@lowering("scatter_add")
+def lower_scatter_add(em, node):
+    indices, updates = node.inputs
+    out = node.output
+    row = int(np.prod(out.shape[1:]))
+    em.comment(f"{node.meta.get('layer', node.op)}: scatter-add into {out.type}")
+    em.call("D.scatter_add", f"{em.ref(indices)}.reshape(-1)", f"{em.ref(updates)}.reshape((-1, {row}))",
+            f"{em.ref(out)}.reshape(({out.shape[0]}, {row}))")

@@ -22,7 +22,11 @@ def simulator_enabled() -> bool:
 
 def require_cuda():
     """numba.cuda, ready to compile and launch kernels; else a KcompileError naming what is missing."""
-    if importlib.util.find_spec("numba_cuda") is None:
+    try:
+        installed = importlib.util.find_spec("numba_cuda") is not None
+    except (ImportError, ValueError):
+        installed = False
+    if not installed:
         raise KcompileError(f"target='cuda' needs numba-cuda, which is not installed: {INSTALL}. {SIMULATOR_HINT}")
     if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") != "0" and not simulator_enabled():
         raise KcompileError("NUMBA_ENABLE_CUDASIM=1 was set after numba was imported; numba reads it once, at import. "

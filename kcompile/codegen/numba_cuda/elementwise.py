@@ -7,7 +7,8 @@ from ...ir import get_primitive
 from ...ir.graph import Node
 from .source import Code, dim_exprs, index_text, unflatten
 
-# {0}, {1}, {2} are the operands; {zero} and {one} constants of the result's dtype.
+# {0}, {1}, {2} are the operands (names or pure loads: repeating one is harmless); {zero}
+# and {one} constants of the result's dtype. Everything is inline: no device functions.
 EXPRESSIONS = {
     "identity": "{0}",
     "neg": "(-{0})",
@@ -21,12 +22,12 @@ EXPRESSIONS = {
     "square": "({0} * {0})",
     "reciprocal": "({one} / {0})",
     "tanh": "math.tanh({0})",
-    "sigmoid": "D.sigmoid({0})",
+    "sigmoid": "({one} / ({one} + math.exp(-({0}))))",
     "relu": "max({0}, {zero})",
     "erf": "math.erf({0})",
-    "sign": "D.sign({0})",
+    "sign": "({one} if {0} > {zero} else (-{one} if {0} < {zero} else {zero}))",
     "floor": "np.float32(math.floor({0}))",
-    "softplus": "D.softplus({0})",
+    "softplus": "(max({0}, {zero}) + math.log1p(math.exp(-abs({0}))))",
     "add": "({0} + {1})",
     "sub": "({0} - {1})",
     "mul": "({0} * {1})",
@@ -46,9 +47,19 @@ EXPRESSIONS = {
 CONSTANTS = {"float32": ("ZERO", "ONE"), "int32": ("np.int32(0)", "np.int32(1)"), "int64": ("0", "1"), "bool": ("False", "True")}
 
 
+def float_literal(value) -> str:
+    """A float32 constant as kernel source (infinities and NaN included)."""
+    value = float(value)
+    if value != value:
+        return "np.float32(np.nan)"
+    if value in (float("inf"), float("-inf")):
+        return "POS_INF" if value > 0 else "NEG_INF"
+    return f"np.float32({value!r})"
+
+
 def literal(value, dtype: str) -> str:
     if dtype == "float32":
-        return f"np.float32({float(value)!r})"
+        return float_literal(value)
     if dtype == "bool":
         return repr(bool(value))
     return f"np.{dtype}({int(value)})"

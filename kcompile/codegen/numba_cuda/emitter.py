@@ -64,12 +64,18 @@ class Emitter:
         self.lines: list = []  # body of bind(): views, then launches
         self.names: dict = {}
         self.values = {v.name: v for v in graph.values()}
-        self._used_names: set = {"batch", "arena", "W", "WI", "WL", "steps", "flags", "cuda", "np", "math", "D",
-                                 "blocks", "gemm_step", "float32", "ZERO", "ONE", "HALF"}
+        self._used_names: set = {"batch", "arena", "W", "WI", "WL", "steps", "flags", "cuda", "np", "math",
+                                 "blocks", "gemm_step", "float32", "ZERO", "ONE", "HALF", "NEG_INF", "POS_INF"}
         self._consts: dict = {}
         self.checks = False  # whether some kernel reports bad input through `flags`
 
     # -- names and views ---------------------------------------------------------------
+    def reserve(self, *names: str):
+        self._used_names.update(names)
+
+    def taken(self, name: str) -> bool:
+        return name in self._used_names
+
     def fresh(self, hint: str) -> str:
         base = identifier(hint)[:40] or "v"
         base = base if base[0].isalpha() else f"v_{base}"
@@ -109,7 +115,8 @@ class Emitter:
             else:
                 start = f"{self.plan.per_sample_bytes} * batch + {buf.offset}"
                 span = f"arena[{start} : {start} + {per}]"
-            self.lines.append(f"{name} = {span}.view(np.{value.dtype}).reshape({tuple_text(self.dims(value))})")
+            dtype = "bool_" if value.dtype == "bool" else value.dtype
+            self.lines.append(f"{name} = {span}.view(np.{dtype}).reshape({tuple_text(self.dims(value))})")
         return name
 
     def view(self, value: Value, dims) -> str:
@@ -117,9 +124,23 @@ class Emitter:
         holding the batch, resolved from the value's size."""
         dims = [str(d) for d in dims]
         if "-1" in dims:
-            known = " * ".join(d for d in dims if d != "-1") or "1"
-            dims[dims.index("-1")] = f"({self.size(value)}) // ({known})"
+            dims[dims.index("-1")] = self._remaining(value, [d for d in dims if d != "-1"])
+        if dims == self.dims(value):
+            return self.ref(value)
         return f"{self.ref(value)}.reshape({tuple_text(dims)})"
+
+    def _remaining(self, value: Value, known: list) -> str:
+        """The size of the one unknown dimension of a view of `value`."""
+        static = value.type.static_size()
+        if all(d.isdigit() for d in known):
+            product = int(np.prod([int(d) for d in known], dtype=np.int64))
+            if product and static % product == 0:
+                ratio = static // product
+                if value.type.dynamic_axis is None:
+                    return str(ratio)
+                factor = int(self.plan.factors.get(value.name, 1)) * ratio
+                return "batch" if factor == 1 else f"batch * {factor}"
+        return f"({self.size(value)}) // ({' * '.join(known) or '1'})"
 
     def flat(self, value: Value) -> str:
         return self.view(value, [self.size(value)])

@@ -7,8 +7,10 @@ Two kernels per product, chosen per batch size when the model is bound:
 - tiled: a block of TT x TT threads computes a TM x TM output tile (TM = TT * TR, each
   thread TR x TR outputs in registers), staging TK-deep slices of A and B in shared
   memory; blocks loop over the tiles (any grid is correct).
-- skinny: one thread per output, a loop over k; for a handful of rows (batch-1 dense
-  layers), where a tile would be mostly empty. Reads of B are coalesced across threads.
+- skinny: for a handful of rows (batch-1 dense layers), where a tile would be mostly
+  empty: a block computes COLS outputs of one row, its threads split into SPLIT slices
+  of the contraction (reads of B coalesced across the COLS threads of a slice), then a
+  sum over the slices in shared memory.
 """
 from __future__ import annotations
 
@@ -26,8 +28,8 @@ class GemmSpec:
     cols: int  # output columns per z
     rows: str  # rows per z (an expression inside the kernel)
     zs: str  # number of independent products (an expression inside the kernel)
-    load_a: Callable  # (code, target, z, row, k): emit `target = A(z, row, k)`
-    load_b: Callable  # (code, target, z, k, col): emit `target = B(z, k, col)`
+    load_a: Callable  # (code, target, z, row, k): emit `target = A(z, row, k)` (on every path)
+    load_b: Callable  # (code, target, z, k, col): emit `target = B(z, k, col)` (on every path)
     store: Callable  # (code, z, row, col, value): epilogue and store of one output
     doc: str
     prelude: tuple = ()  # lines computing names the loaders use (per kernel call)
@@ -67,14 +69,18 @@ def tiled_kernel(spec: GemmSpec) -> str:
         with code.block(f"for k0 in range(0, {spec.k}, TK):"):
             code("# stage A[m0:m0+TM, k0:k0+TK] and B[k0:k0+TK, n0:n0+TM]; neighbours read neighbours")
             with code.block("for e in range(tid, TM * TK, TT * TT):"):
-                code("row = m0 + e // TK", "k = k0 + e % TK", "value = ZERO")
+                code("row = m0 + e // TK", "k = k0 + e % TK")
                 with code.block(f"if row < rows and k < {spec.k}:"):
                     spec.load_a(code, "value", "z", "row", "k")
+                with code.block("else:"):
+                    code("value = ZERO")
                 code("sa[e % TK, e // TK] = value")
             with code.block("for e in range(tid, TK * TM, TT * TT):"):
-                code("k = k0 + e // TM", "col = n0 + e % TM", "value = ZERO")
+                code("k = k0 + e // TM", "col = n0 + e % TM")
                 with code.block(f"if k < {spec.k} and col < {spec.cols}:"):
                     spec.load_b(code, "value", "z", "k", "col")
+                with code.block("else:"):
+                    code("value = ZERO")
                 code("sb[e // TM, e % TM] = value")
             code("cuda.syncthreads()")
             with code.block("for kk in range(TK):"):
@@ -97,16 +103,24 @@ def tiled_kernel(spec: GemmSpec) -> str:
 def skinny_kernel(spec: GemmSpec) -> str:
     code = Code()
     _header(code, spec, "_skinny")
-    with code.block(f"for e in range(cuda.grid(1), zs * rows * {spec.cols}, cuda.gridsize(1)):"):
-        code(f"col = e % {spec.cols}", f"rest = e // {spec.cols}", "row = rest % rows", "z = rest // rows",
+    code("part = cuda.shared.array((SPLIT, COLS), float32)",
+         "lane = cuda.threadIdx.x % COLS  # neighbouring threads: neighbouring columns (coalesced B)",
+         "slice_k = cuda.threadIdx.x // COLS  # each of the SPLIT slices of a column sums every SPLIT-th k",
+         f"groups = ({spec.cols} + COLS - 1) // COLS")
+    with code.block("for task in range(cuda.blockIdx.x, zs * rows * groups, cuda.gridDim.x):"):
+        code("col = task % groups * COLS + lane", "row = task // groups % rows", "z = task // groups // rows",
              "total = ZERO")
-        with code.block(f"for k in range({spec.k}):"):
-            code("a_value = ZERO")
-            spec.load_a(code, "a_value", "z", "row", "k")
-            code("b_value = ZERO")
-            spec.load_b(code, "b_value", "z", "k", "col")
-            code("total += a_value * b_value")
-        spec.store(code, "z", "row", "col", "total")
+        with code.block(f"if col < {spec.cols}:"):
+            with code.block(f"for k in range(slice_k, {spec.k}, SPLIT):"):
+                spec.load_a(code, "a_value", "z", "row", "k")
+                spec.load_b(code, "b_value", "z", "k", "col")
+                code("total += a_value * b_value")
+        code("part[slice_k, lane] = total", "cuda.syncthreads()")
+        with code.block(f"if slice_k == 0 and col < {spec.cols}:"):
+            with code.block("for other in range(1, SPLIT):"):
+                code("total += part[other, lane]")
+            spec.store(code, "z", "row", "col", "total")
+        code("cuda.syncthreads()")
     return code.text()
 
 

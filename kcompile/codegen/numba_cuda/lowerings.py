@@ -11,6 +11,7 @@ from ...ir.program import format_program
 from ...passes.rewrite import per_channel
 from . import gemm, movement, reduce, rnn, window
 from .elementwise import elementwise_kernel, program_lines, program_of
+from .elementwise import literal as scalar_literal
 from .source import dim_exprs, unflatten
 
 LOWERINGS: dict = {}
@@ -45,7 +46,7 @@ ELEMENTWISE_OPS = [name for name, p in all_primitives().items() if p.kind in (Ki
 def lower_elementwise(em, node):
     out = node.output
     flat = all(v.shape == out.shape for v in node.inputs)
-    name = em.fresh(f"k_{out.name}")
+    name = _kernel_name(em, f"k_{out.name}")
     text = format_program(program_of(node), [f"in{k}" for k in range(len(node.inputs))])
     em.add_kernel(elementwise_kernel(name, node, flat, _doc(node, f"out = {text}")))
     if flat:
@@ -99,6 +100,17 @@ def _epilogue_text(node) -> str:
     return f" then {format_program(ep, [v.name for v in node.inputs[2:]])}" if ep else ""
 
 
+def _kernel_name(em, hint: str) -> str:
+    """A fresh kernel name whose twins (a product's `_skinny` kernel, a scatter's `_zero`
+    kernel) are free too, as names in the generated module."""
+    while True:
+        name = em.fresh(hint)
+        twins = [f"{name}{suffix}" for suffix in ("_skinny", "_zero")]
+        if not any(em.taken(t) for t in twins):
+            em.reserve(*twins)
+            return name
+
+
 def _add_gemm(em, spec):
     for source in gemm.gemm_kernels(spec):
         em.add_kernel(source)
@@ -143,7 +155,7 @@ def lower_matmul(em, node):
     a, b = node.inputs[:2]
     out = node.output
     k, n = a.shape[-1], b.shape[-1]
-    name = em.fresh(f"k_{out.name}")
+    name = _kernel_name(em, f"k_{out.name}")
     doc = _doc(node, f"{a.type} @ {b.type}{_epilogue_text(node)}")
     em.comment(doc)
     if b.rank == 2:
@@ -179,13 +191,13 @@ def _as_3d(values, fill=1):
     return (fill,) * (3 - len(values)) + tuple(values)
 
 
-def _as_5d(em, value) -> str:
-    spatial = _as_3d(value.shape[1:-1])
-    return em.view(value, [-1, *spatial, value.shape[-1]])
+def _spatial(em, value, dims) -> str:
+    """A channels-last value viewed as (N, *dims, C): its active spatial axes (see window.Geometry)."""
+    return em.view(value, [-1, *dims, value.shape[-1]])
 
 
-def _geometry(x, out, window, strides, dilations, pads) -> window.Geometry:
-    return window.Geometry(window=_as_3d(window), strides=_as_3d(strides), dilations=_as_3d(dilations),
+def _geometry(x, out, shape, strides, dilations, pads) -> window.Geometry:
+    return window.Geometry(window=_as_3d(shape), strides=_as_3d(strides), dilations=_as_3d(dilations),
                            pads=_as_3d([p[0] for p in pads], 0), in_spatial=_as_3d(x.shape[1:-1]),
                            out_spatial=_as_3d(out.shape[1:-1]), channels=out.shape[-1])
 
@@ -199,7 +211,7 @@ def lower_conv(em, node):
     cg, filters = w.shape[-2], w.shape[-1]
     groups = a.get("groups", 1)
     g = _geometry(x, out, window_shape, a["strides"], a["dilations"], a["pads"])
-    name = em.fresh(f"k_{out.name}")
+    name = _kernel_name(em, f"k_{out.name}")
     doc = _doc(node, f"conv {x.type} * {w.type} -> {out.type}{_epilogue_text(node)}")
     em.comment(doc)
     out2 = em.view(out, [-1, filters])
@@ -214,31 +226,27 @@ def lower_conv(em, node):
         source = window.depthwise_kernel(name, ["x", "w", "out"] + params, doc, g, filters // groups,
                                          store("out", lambda z, row, col: f"{row}, {col}", lambda z, row, col: col))
         em.add_kernel(source)
-        em.launch_1d(name, f"{rows} * {filters}", _as_5d(em, x), em.view(w, [*g.window, filters]), out2, *args)
+        em.launch_1d(name, f"{rows} * {filters}", _spatial(em, x, g.in_dims()), em.view(w, [*g.window_dims(), filters]),
+                     out2, *args)
         return
     # Implicit GEMM: A(row = output pixel, k = (window position, channel)) read from x on the fly.
-    kd, kh, kw = g.window
-    od, oh, ow = g.out_spatial
     fg = filters // groups
-
-    def load_a(code, t, z, row, k):
-        code(f"a_n = {row} // {g.pixels}",
-             f"a_d = {row} // {oh * ow} % {od} * {g.strides[0]} - {g.pads[0]} + {k} // {kh * kw * cg} * {g.dilations[0]}",
-             f"a_h = {row} // {ow} % {oh} * {g.strides[1]} - {g.pads[1]} + {k} // {kw * cg} % {kh} * {g.dilations[1]}",
-             f"a_w = {row} % {ow} * {g.strides[2]} - {g.pads[2]} + {k} // {cg} % {kw} * {g.dilations[2]}")
-        inside = " and ".join(f"0 <= a_{axis} < {size}" for axis, size in zip("dhw", g.in_spatial))
-        with code.block(f"if {inside}:"):
-            code(f"{t} = x[a_n, a_d, a_h, a_w, {z} * {cg} + {k} % {cg}]")
-
+    base = lambda z: f"{z} * {cg}" if groups > 1 else "0"  # noqa: E731
     spec = gemm.GemmSpec(
         name=name, params=["x", "w", "out"] + params, k=int(np.prod(window_shape)) * cg, cols=fg,
-        rows=f"out.shape[0]", zs=str(groups), load_a=load_a,
-        load_b=lambda code, t, z, k, col: code(f"{t} = w[{k}, {z} * {fg} + {col}]"),
-        store=store("out", lambda z, row, col: f"{row}, {z} * {fg} + {col}", lambda z, row, col: f"{z} * {fg} + {col}"),
+        rows="out.shape[0]", zs=str(groups),
+        load_a=lambda code, t, z, row, k: window.im2col_load(code, t, g, cg, row, k, base(z)),
+        load_b=lambda code, t, z, k, col: code(f"{t} = w[{k}, {_group_column(z, fg, groups, col)}]"),
+        store=store("out", lambda z, row, col: f"{row}, {_group_column(z, fg, groups, col)}",
+                    lambda z, row, col: _group_column(z, fg, groups, col)),
         doc=doc)
     _add_gemm(em, spec)
-    em.launch_gemm(name, str(groups), rows, fg, _as_5d(em, x), em.view(w, [int(np.prod(window_shape)) * cg, filters]),
-                   out2, *args)
+    em.launch_gemm(name, str(groups), rows, fg, _spatial(em, x, g.in_dims()),
+                   em.view(w, [int(np.prod(window_shape)) * cg, filters]), out2, *args)
+
+
+def _group_column(z, per_group, groups, col) -> str:
+    return f"{z} * {per_group} + {col}" if groups > 1 else col
 
 
 @lowering("conv_transpose")
@@ -249,14 +257,14 @@ def lower_conv_transpose(em, node):
     window_shape = w.shape[:-2]
     filters, channels = w.shape[-2], w.shape[-1]
     g = _geometry(x, out, window_shape, a["strides"], a["dilations"], a["pads"])
-    name = em.fresh(f"k_{out.name}")
+    name = _kernel_name(em, f"k_{out.name}")
     doc = _doc(node, f"conv_transpose {x.type} * {w.type} -> {out.type}{_epilogue_text(node)}")
     em.comment(doc)
     params, args, store = epilogue(em, node, [-1, filters])
     em.add_kernel(window.conv_transpose_kernel(name, ["x", "w", "out"] + params, doc, g, channels,
                                                store("out", lambda z, row, col: f"{row}, {col}", lambda z, row, col: col)))
-    em.launch_1d(name, f"{_rows(em, out)} * {filters}", _as_5d(em, x), em.view(w, [*g.window, filters, channels]),
-                 em.view(out, [-1, filters]), *args)
+    em.launch_1d(name, f"{_rows(em, out)} * {filters}", _spatial(em, x, g.in_dims()),
+                 em.view(w, [*g.window_dims(), filters, channels]), em.view(out, [-1, filters]), *args)
 
 
 @lowering("max_pool", "avg_pool")
@@ -265,11 +273,11 @@ def lower_pool(em, node):
     a = node.attrs
     n = x.rank - 2
     g = _geometry(x, out, a["window"], a["strides"], (1,) * n, a["pads"])
-    name = em.fresh(f"k_{out.name}")
+    name = _kernel_name(em, f"k_{out.name}")
     doc = _doc(node, f"{node.op} {x.type} -> {out.type}")
     em.comment(doc)
     em.add_kernel(window.pool_kernel(name, doc, g, node.op == "max_pool", bool(a.get("count_include_pad", False))))
-    em.launch_1d(name, f"{_rows(em, out)} * {out.shape[-1]}", _as_5d(em, x), em.view(out, [-1, out.shape[-1]]))
+    em.launch_1d(name, f"{_rows(em, out)} * {out.shape[-1]}", _spatial(em, x, g.in_dims()), em.view(out, [-1, out.shape[-1]]))
 
 
 # -- reductions ------------------------------------------------------------------------------------
@@ -281,7 +289,7 @@ def lower_reduce(em, node):
     x, out = node.inputs[0], node.output
     axes = tuple(sorted(a % x.rank for a in node.attrs["axes"]))
     kind = REDUCTIONS[node.op]
-    name = em.fresh(f"k_{out.name}")
+    name = _kernel_name(em, f"k_{out.name}")
     doc = _doc(node, f"{node.op} of {x.type} over axes {axes}")
     em.comment(doc)
     trailing = axes == tuple(range(axes[0], x.rank)) if axes else False
@@ -302,7 +310,7 @@ def lower_softmax(em, node):
     x, out = node.inputs[0], node.output
     axis = node.attrs["axis"] % x.rank
     log = node.op == "log_softmax"
-    name = em.fresh(f"k_{out.name}")
+    name = _kernel_name(em, f"k_{out.name}")
     doc = _doc(node, f"{node.op} of {x.type} along axis {axis}")
     em.comment(doc)
     length = x.shape[axis]
@@ -320,7 +328,7 @@ def lower_softmax(em, node):
 # -- data movement ---------------------------------------------------------------------------------
 def _injective(em, node, params, inputs, body, text):
     out = node.output
-    name = em.fresh(f"k_{out.name}")
+    name = _kernel_name(em, f"k_{out.name}")
     doc = _doc(node, text)
     em.comment(doc)
     em.add_kernel(movement.injective_kernel(name, params + ["out"], doc, out.shape, body))
@@ -352,7 +360,7 @@ def lower_slice(em, node):
 def lower_pad(em, node):
     x = node.inputs[0]
     value = float(node.attrs.get("value", 0.0))
-    literal = f"np.float32({value!r})" if x.dtype == "float32" else f"np.{x.dtype}({int(value)})"
+    literal = scalar_literal(value, x.dtype)
     pads = tuple(tuple(p) for p in node.attrs["pads"])
     _injective(em, node, ["x"], node.inputs, movement.pad_body(pads, x.shape, literal), f"pad {pads} with {value}")
 
@@ -382,7 +390,7 @@ def lower_gather(em, node):
     table, indices = node.inputs
     out = node.output
     width = int(np.prod(table.shape[1:]))
-    name = em.fresh(f"k_{out.name}")
+    name = _kernel_name(em, f"k_{out.name}")
     doc = _doc(node, f"rows of {table.type} at {indices.type}")
     em.comment(doc)
     em.add_kernel(movement.gather_kernel(name, doc, table.shape[0], width))
@@ -400,7 +408,7 @@ def lower_resize(em, node):
     spatial_in = (1,) * (4 - x.rank) + tuple(x.shape[1:-1])
     spatial_out = (1,) * (4 - x.rank) + tuple(node.attrs["sizes"])
     channels = x.shape[-1]
-    name = em.fresh(f"k_{out.name}")
+    name = _kernel_name(em, f"k_{out.name}")
     doc = _doc(node, f"{method} resize {x.type} -> {out.type}")
     em.comment(doc)
     em.add_kernel(movement.resize_kernel(name, doc, spatial_out, channels, method == "bilinear"))
@@ -437,7 +445,7 @@ def lower_rnn(em, node):
     # 1. xw = x @ kernel + input bias for every time step at once.
     batch = em.dims(x)[0]
     xw = em.scratch(f"{node.outputs[0].name}_xw", f"({batch}, {steps}, {gates})")
-    projection = em.fresh(f"k_{node.outputs[0].name}_xw")
+    projection = _kernel_name(em, f"k_{node.outputs[0].name}_xw")
     bias_vector = em.const(np.asarray(input_bias, np.float32))
 
     def store(code, z, row, col, value):
@@ -461,12 +469,82 @@ def lower_rnn(em, node):
     c_out = em.ref(outs[2]) if len(outs) > 2 else em.scratch(f"{outs[0].name}_c", f"({batch}, {units})")
     flags = dict(go_backwards=a["go_backwards"], return_sequences=a["return_sequences"],
                  zero_output_for_mask=a["zero_output_for_mask"], has_mask=mask is not None, reset_after=reset_after)
-    name = em.fresh(f"k_{outs[0].name}")
+    name = _kernel_name(em, f"k_{outs[0].name}")
     doc = _doc(node, f"{node.op} recurrence, {units} units, {steps} steps, {flags}")
     em.add_kernel(rnn.rnn_kernel(name, doc, node.op, units, steps, a["activation"],
                                  a.get("recurrent_activation", "sigmoid"), flags))
     em.launch(name, f"blocks({batch}, 1)", "TPB", xw, em.ref(recurrent), em.const(np.asarray(recurrent_bias, np.float32)),
               mask_arg, h0, c0, y, em.ref(outs[1]), c_out)
+
+
+# -- primitives of the backward pass (kcompile/ir/ops/grad_ops.py) ----------------------------------
+@lowering("reduce_batch")
+def lower_reduce_batch(em, node):
+    x, out = node.inputs[0], node.output
+    axis = node.attrs["axis"]
+    name = _kernel_name(em, f"k_{out.name}")
+    doc = _doc(node, f"sum of {x.type} over its batch axis {axis}")
+    em.comment(doc)
+    em.add_kernel(reduce.loop_reduce_kernel(name, doc, "sum", x.shape, (axis,), x.dtype))
+    kept_dims = [em.dims(x)[d] for d in range(x.rank) if d != axis] or ["1"]
+    em.launch_1d(name, " * ".join(kept_dims), em.ref(x), em.view(out, kept_dims))
+
+
+@lowering("conv_weight_grad")
+def lower_conv_weight_grad(em, node):
+    """dW[(window position, c), f] = sum over output pixels p of im2col(x)[p, (window, c)] * g[p, f]:
+    a GEMM whose contraction runs over the batch (no atomics)."""
+    x, grad = node.inputs
+    out = node.output
+    a = node.attrs
+    channels, filters = x.shape[-1], grad.shape[-1]
+    g = _geometry(x, grad, a["window"], a["strides"], a["dilations"], a["pads"])
+    rows = int(np.prod(g.window)) * channels
+    name = _kernel_name(em, f"k_{out.name}")
+    doc = _doc(node, f"conv kernel gradient of {x.type} and {grad.type} -> {out.type}")
+    em.comment(doc)
+
+    def store(code, z, row, col, value):
+        code(f"out[{row}, {col}] = {value}")
+
+    spec = gemm.GemmSpec(
+        name=name, params=["x", "g", "out"], k="g.shape[0]", cols=filters, rows=str(rows), zs="1",
+        load_a=lambda code, t, z, row, k: window.im2col_load(code, t, g, channels, k, row, "0"),
+        load_b=lambda code, t, z, k, col: code(f"{t} = g[{k}, {col}]"), store=store, doc=doc)
+    _add_gemm(em, spec)
+    em.launch_gemm(name, "1", str(rows), filters, _spatial(em, x, g.in_dims()), em.view(grad, [-1, filters]),
+                   em.view(out, [rows, filters]))
+
+
+@lowering("max_pool_grad")
+def lower_max_pool_grad(em, node):
+    x, grad = node.inputs
+    out = node.output
+    a = node.attrs
+    g = _geometry(x, grad, a["window"], a["strides"], (1,) * (x.rank - 2), a["pads"])
+    name = _kernel_name(em, f"k_{out.name}")
+    doc = _doc(node, f"max_pool gradient {grad.type} -> {out.type}")
+    em.comment(doc)
+    em.add_kernel(window.max_pool_grad_kernel(name, doc, g))
+    em.launch_1d(name, em.size(out), _spatial(em, x, g.in_dims()), _spatial(em, grad, g.out_dims()),
+                 _spatial(em, out, g.in_dims()))
+
+
+@lowering("scatter_add")
+def lower_scatter_add(em, node):
+    indices, updates = node.inputs
+    out = node.output
+    rows = node.attrs["rows"]
+    width = int(np.prod(out.shape[1:]))
+    name = _kernel_name(em, f"k_{out.name}")
+    doc = _doc(node, f"scatter-add {updates.type} into {rows} rows at {indices.type}")
+    em.comment(doc)
+    em.add_kernel(movement.scatter_add_kernels(name, doc, rows, width))
+    em.checks = True
+    table = em.view(out, [rows, width])
+    em.launch_1d(f"{name}_zero", str(rows * width), table)
+    em.launch_1d(name, f"{em.size(indices)} * {width}", em.flat(indices), em.view(updates, [em.size(indices), width]),
+                 table, "flags")
 
 
 def missing_lowerings() -> list:

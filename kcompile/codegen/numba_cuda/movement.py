@@ -118,3 +118,25 @@ def resize_kernel(name: str, doc: str, out_hw: tuple, channels: int, bilinear: b
                      "upper = a + (b - a) * fw", "lower = cc + (d - cc) * fw",
                      "out[n, oh, ow, c] = upper + (lower - upper) * fh")
     return code.text()
+
+
+def scatter_add_kernels(name: str, doc: str, rows: int, width: int) -> str:
+    """out (rows, width) = 0, then out[indices[i]] += updates[i]: a zeroing kernel and an
+    accumulating one (atomic adds: many updates may hit one row, as in an Embedding's
+    gradient). An index out of range sets flags[0]."""
+    code = Code()
+    code("@cuda.jit(cache=CACHE)")
+    with code.block(f"def {name}_zero(out):"):
+        code(f'"""{doc}: zero the table"""')
+        with code.block(f"for e in range(cuda.grid(1), {rows * width}, cuda.gridsize(1)):"):
+            code(f"out[e // {width}, e % {width}] = 0")
+    code("", "", "@cuda.jit(cache=CACHE)")
+    with code.block(f"def {name}(indices, updates, out, flags):"):
+        code(f'"""{doc}"""')
+        with code.block(f"for e in range(cuda.grid(1), updates.shape[0] * {width}, cuda.gridsize(1)):"):
+            code(f"i = e // {width}", f"j = e % {width}", "row = indices[i]")
+            with code.block(f"if row >= 0 and row < {rows}:"):
+                code("cuda.atomic.add(out, (np.int64(row), np.int64(j)), updates[i, j])")
+            with code.block("else:"):
+                code("flags[0] = 1")
+    return code.text()

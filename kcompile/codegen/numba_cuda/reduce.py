@@ -59,14 +59,15 @@ def loop_reduce_kernel(name: str, doc: str, kind: str, shape: tuple, axes: tuple
             unflatten(code, "e", [dim_exprs(shape, "x")[d] for d in kept], [names[d] for d in kept])
         code(f"total = {IDENTITY[dtype][kind]}")
         level = code.level
+        sizes = dim_exprs(shape, "x")  # the batch axis too (reduce_batch)
         for d in axes:
-            code(f"for {names[d]} in range({shape[d]}):")
+            code(f"for {names[d]} in range({sizes[d]}):")
             code.level += 1
         code(f"total = {COMBINE[kind].format('total', f'x[{index_text(names)}]')}")
         code.level = level
         count = 1
         for d in axes:
-            count *= shape[d]
+            count *= shape[d] or 1
         value = f"total / np.float32({count})" if kind == "mean" else "total"
         code(f"out[{index_text([names[d] for d in kept])}] = {value}")
     return code.text()

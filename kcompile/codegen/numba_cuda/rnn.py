@@ -13,11 +13,11 @@ from .source import Code
 # Activation name -> expression template.
 ACTIVATIONS = {
     "tanh": "math.tanh({0})",
-    "sigmoid": "D.sigmoid({0})",
+    "sigmoid": "(ONE / (ONE + math.exp(-{0})))",
     "relu": "max({0}, ZERO)",
     "linear": "{0}",
-    "hard_sigmoid": "D.hard_sigmoid({0}, np.float32(1.0 / 6.0))",
-    "hard_sigmoid_keras2": "D.hard_sigmoid({0}, np.float32(0.2))",
+    "hard_sigmoid": "min(max({0} * np.float32(1.0 / 6.0) + HALF, ZERO), ONE)",
+    "hard_sigmoid_keras2": "min(max({0} * np.float32(0.2) + HALF, ZERO), ONE)",
 }
 
 
@@ -30,8 +30,8 @@ def rnn_kernel(name: str, doc: str, cell: str, units: int, steps: int, act: str,
     reset_after = flags["reset_after"]
     # GRU with the reset gate before the product multiplies (r * h) by the candidate columns.
     product_cols = 2 * u if cell == "gru" and not reset_after else gates
-    A = lambda x: ACTIVATIONS[act].format(x)  # noqa: E731
-    R = lambda x: ACTIVATIONS[rec].format(x)  # noqa: E731
+    A = lambda x: ACTIVATIONS[act].format(f"({x})")  # noqa: E731
+    R = lambda x: ACTIVATIONS[rec].format(f"({x})")  # noqa: E731
     code = Code()
     code("@cuda.jit(cache=CACHE)")
     with code.block(f"def {name}(xw, rk, rbias, mask, h0, c0, y, h_out, c_out):"):

@@ -9,6 +9,7 @@ neither fails the export with a KcompileError naming it.
 """
 from . import lowerings as _lowerings  # noqa: F401  (fills the table)
 from . import rnn as _rnn  # noqa: F401  (lstm, gru, simple_rnn)
+from . import grad as _grad  # noqa: F401  (reduce_batch, conv_weight_grad, max_pool_grad, scatter_add)
 from .context import LoweringContext
 from .elementwise import ELEMENTWISE
 from .export import MIN_OPSET, default_opset, export_graph, missing_lowerings

@@ -41,14 +41,47 @@ def dense(ctx, x):
     return apply_activation(ctx, add_bias(ctx, ctx.b.matmul(x, kernel), 1, units))
 
 
-@lowers(
-    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
-    "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity", masking="propagate",
-)
-def identity_at_inference(ctx, x):
-    """Regularization layers do nothing at inference; the node keeps the layer visible
-    until the cleanup pass removes it."""
+@lowers("ActivityRegularization", "Identity", masking="propagate")
+def identity(ctx, x):
+    """The node keeps the layer visible until the cleanup pass removes it (an activity
+    regularizer's loss is added by the training loop)."""
     return ctx.b.identity(x)
+
+
+def _noise_shape(ctx, x):
+    """Dropout's noise shape: SpatialDropout drops whole channels."""
+    if ctx.class_name.startswith("SpatialDropout"):
+        if channels_first(ctx):
+            return (None, x.shape[1]) + (1,) * (x.rank - 2)
+        return (None,) + (1,) * (x.rank - 2) + (x.shape[-1],)
+    noise = ctx.config.get("noise_shape")
+    if noise:
+        return (None,) + tuple(1 if d is None else d for d in noise[1:])
+    return x.shape
+
+
+@lowers("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+        "GaussianDropout", "AlphaDropout", masking="propagate")
+def noise_layer(ctx, x):
+    """Identity at inference. In training, each step multiplies (or shifts) by noise the
+    runtime draws from a seeded generator, with Keras's formulas."""
+    b = ctx.b
+    rate = float(ctx.config.get("rate", 0.0) or 0.0)
+    stddev = float(ctx.config.get("stddev", 0.0) or 0.0)
+    if not ctx.training or (rate == 0.0 and stddev == 0.0):
+        return b.identity(x)
+    if ctx.class_name == "GaussianNoise":
+        return b.add(x, ctx.walker.random_input(ctx, x.shape, kind="normal", mean=0.0, stddev=stddev))
+    if ctx.class_name == "GaussianDropout":
+        deviation = float(np.sqrt(rate / (1.0 - rate)))
+        return b.mul(x, ctx.walker.random_input(ctx, x.shape, kind="normal", mean=1.0, stddev=deviation))
+    keep = ctx.walker.random_input(ctx, _noise_shape(ctx, x), kind="bernoulli", keep=1.0 - rate)
+    if ctx.class_name == "AlphaDropout":
+        alpha_p = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
+        a = ((1 - rate) * (1 + rate * alpha_p**2)) ** -0.5
+        dropped = b.add(b.mul(x, keep), b.mul(b.sub(b.const(1.0), keep), b.const(alpha_p)))
+        return b.add(b.mul(dropped, b.const(a)), b.const(-a * alpha_p * rate))
+    return b.mul(x, b.mul(keep, b.const(1.0 / (1.0 - rate))))
 
 
 @lowers("Flatten")

@@ -45,8 +45,12 @@ def batch_normalization(ctx, x):
     axes = _axes(ctx, x)
     feature_shape = tuple(x.shape[a] for a in axes)
     gamma, beta, index = _scale_and_center(ctx, axes, feature_shape, x)
-    mean = _broadcastable(ctx, x, ctx.weight(index, "moving_mean", feature_shape), axes)
-    variance = _broadcastable(ctx, x, ctx.weight(index + 1, "moving_variance", feature_shape), axes)
+    moving_mean = ctx.weight(index, "moving_mean", feature_shape)
+    moving_variance = ctx.weight(index + 1, "moving_variance", feature_shape)
+    if ctx.training and ctx.config.get("trainable", True):
+        return _batch_statistics(ctx, x, axes, gamma, beta, moving_mean, moving_variance)
+    mean = _broadcastable(ctx, x, moving_mean, axes)
+    variance = _broadcastable(ctx, x, moving_variance, axes)
     # x * inv + (beta - mean * inv), inv = gamma / sqrt(var + eps): a per-channel scale
     # and shift over constants, which constant folding and BN folding turn into weights.
     inv = b.rsqrt(b.add(variance, b.const(float(ctx.config.get("epsilon", 1e-3)))))
@@ -56,6 +60,37 @@ def batch_normalization(ctx, x):
     if beta is not None:
         shift = b.add(shift, beta)
     return b.add(b.mul(x, inv), shift)
+
+
+def _batch_statistics(ctx, x, axes, gamma, beta, moving_mean, moving_variance):
+    """Training mode: normalize with the batch's mean and (biased) variance over every
+    axis but the channels, and move the moving statistics toward them (Keras 3)."""
+    from ...ir.ops.grad_ops import ones_like
+
+    b = ctx.b
+    reduced = tuple(i for i in range(x.rank) if i not in axes)
+    static = tuple(i for i in reduced if x.shape[i] is not None)
+    batch_axis = x.type.dynamic_axis
+
+    def total(v):
+        v = b.reduce_sum(v, axes=static, keepdims=True) if static else v
+        return b.reduce_batch(v, axis=batch_axis, keepdims=True)
+
+    count = total(ones_like(b, x))
+    mean = b.div(total(x), count)
+    centered = b.sub(x, mean)
+    variance = b.div(total(b.square(centered)), count)
+    y = b.mul(centered, b.rsqrt(b.add(variance, b.const(float(ctx.config.get("epsilon", 1e-3))))))
+    if gamma is not None:
+        y = b.mul(y, gamma)
+    if beta is not None:
+        y = b.add(y, beta)
+    momentum = float(ctx.config.get("momentum", 0.99))
+    for moving, batch in ((moving_mean, mean), (moving_variance, variance)):
+        batch = b.reshape(batch, shape=moving.shape)
+        updated = b.add(b.mul(moving, b.const(momentum)), b.mul(batch, b.const(1.0 - momentum)))
+        ctx.walker.state_update(moving, updated)
+    return y
 
 
 @lowers("LayerNormalization", masking="propagate")

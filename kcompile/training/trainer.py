@@ -1,0 +1,146 @@
+"""The compiled training step.
+
+From the model's source, the frontend builds the forward graph in training mode
+(Dropout and noise layers draw from inputs the runtime fills from a seeded generator;
+BatchNormalization uses batch statistics and emits moving-average updates). The losses
+are added in IR, the graph is differentiated in IR (kcompile.autodiff), optimized by the
+same passes and compiled by the same Numba backend as inference. Trainable weights are
+bound to the compiled program in place, so the optimizer's in-place updates are what
+the next step reads."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autodiff import gradient_graph, trainable_as_inputs, trainable_params
+from ..errors import InputError, KcompileError
+from ..frontend.model import ModelWalker
+from ..ir import GraphBuilder
+from ..passes import run_pipeline
+from .penalties import activity_regularizers, penalties_for
+
+
+def draw_random_inputs(specs, values, batch: int, rng: np.random.Generator) -> list:
+    """Fresh noise for the training graph's random inputs (see frontend noise layers)."""
+    arrays = []
+    for spec, value in zip(specs, values):
+        shape = value.type.concrete(batch)
+        if spec["kind"] == "bernoulli":
+            arrays.append((rng.random(shape, dtype=np.float32) < spec["keep"]).astype(np.float32))
+        elif spec["kind"] == "normal":
+            arrays.append(rng.normal(spec["mean"], spec["stddev"], shape).astype(np.float32))
+        else:
+            raise KcompileError(f"unknown random input kind {spec['kind']!r}")
+    return arrays
+
+
+class Trainer:
+    """compile(optimizer, loss, metrics) for one CompiledModel: builds and runs steps."""
+
+    def __init__(self, model, optimizer, losses: list, loss_weights: list, seed: int | None = None):
+        from ..codegen.numba_cpu.compiler import compile_graph
+
+        self.model = model
+        self.optimizer = optimizer
+        self.losses = losses
+        self.loss_weights = loss_weights
+        self.rng = np.random.default_rng(seed)
+        if model.source is None:
+            raise KcompileError("training needs the model's Keras source (a model file or keras.Model), "
+                                "not a loaded artifact")
+        walker = ModelWalker(model.source, training=True, input_shapes=model.input_shapes,
+                             custom_objects=model.custom_objects, safe_mode=model.safe_mode)
+        forward = walker.build()
+        self._share_weights(forward)
+        self.n_outputs = len(model.graph.outputs)
+        self.random_specs = forward.meta.get("random_inputs", [])
+        self.wrt = trainable_params(forward)
+        # Moving statistics: outputs (shifted by the loss output) written back each step.
+        self.state_updates = [(name, index + 1) for name, index in forward.meta.get("state_updates", [])]
+        state = list(dict.fromkeys(name for name, _ in self.state_updates))
+        self.penalties = penalties_for(forward, self.wrt)
+        graph = self._add_losses(forward)
+        bound = self.wrt + state  # weights the program reads in place
+        train = gradient_graph(trainable_as_inputs(graph, bound), loss_output_index=0, wrt=self.wrt,
+                               reduction="input")
+        self.grad_outputs = [train.meta["autodiff"]["gradient_outputs"][name] for name in self.wrt]
+        self.arrays = {name: forward.params[name] for name in bound}
+        self.params = [self.arrays[name] for name in self.wrt]
+        self.graph = run_pipeline(train)
+        self.program = compile_graph(self.graph, external={name: self.arrays[name] for name in bound})
+
+    def _share_weights(self, forward):
+        """The training graph reads the model's own weight arrays (one set of weights)."""
+        own = {(info["layer"], info["index"]): name for name, info in self.model.graph.meta["keras_weights"].items()}
+        for name, info in forward.meta["keras_weights"].items():
+            shared = own.get((info["layer"], info["index"]))
+            if shared is not None:
+                forward.params[name] = self.model.graph.params[shared]
+
+    def _add_losses(self, forward):
+        """Output 0: the per-sample total loss (then the predictions, then state updates).
+        Inputs: the model's, the random ones, then one target per loss."""
+        b = GraphBuilder(graph=forward)
+        targets, total = [], None
+        for k, (pred, loss, weight) in enumerate(zip(forward.outputs, self.losses, self.loss_weights)):
+            if loss is None:
+                continue
+            spec = loss.label_spec(pred.type)
+            targets.append(b.input(f"target/{forward.output_names[k]}", spec.shape, spec.dtype))
+            term = loss.build(b, pred, targets[-1])
+            term = term if weight == 1.0 else b.mul(term, b.const(float(weight)))
+            total = term if total is None else b.add(total, term)
+        if total is None:
+            raise KcompileError("compile() needs a loss for at least one output")
+        for regularizer, value in activity_regularizers(forward):
+            axes = tuple(range(1, value.rank))
+            if regularizer.l2:
+                total = b.add(total, b.mul(b.reduce_sum(b.square(value), axes=axes), b.const(regularizer.l2)))
+            if regularizer.l1:
+                total = b.add(total, b.mul(b.reduce_sum(b.abs(value), axes=axes), b.const(regularizer.l1)))
+        self.target_values = targets
+        forward.outputs = [total] + forward.outputs
+        forward.output_names = ["loss"] + forward.output_names
+        return forward
+
+    # -- steps ---------------------------------------------------------------------------------
+    def check_targets(self, targets: list, batch: int) -> list:
+        """Targets as the loss expects them, with errors that name the problem."""
+        if len(targets) != len(self.target_values):
+            raise InputError(f"the model's losses take {len(self.target_values)} target(s), got {len(targets)}")
+        arrays = []
+        for value, y in zip(self.target_values, targets):
+            y = np.asarray(y)
+            if value.dtype.startswith("int"):
+                if y.ndim == value.rank + 1 and y.shape[-1] == 1:
+                    y = y.reshape(y.shape[:-1])
+                if y.dtype.kind == "f" and (not np.all(np.isfinite(y)) or np.any(y != np.round(y))):
+                    raise InputError(f"{value.name}: class labels must be whole numbers")
+            expected = value.type.concrete(batch)
+            if y.shape != expected:
+                raise InputError(f"{value.name} expects shape {expected} for a batch of {batch}, got {y.shape}")
+            arrays.append(np.ascontiguousarray(y, dtype=value.dtype))
+        return arrays
+
+    def step(self, inputs: list, targets: list, sample_weight, batch: int) -> tuple:
+        """One optimizer step on one batch: returns (loss, predictions). A non-finite loss
+        leaves the weights as they were."""
+        weights = np.ones(batch, np.float32) if sample_weight is None else np.asarray(sample_weight, np.float32)
+        noise = draw_random_inputs(self.random_specs, self.program.graph.inputs[len(inputs):], batch, self.rng)
+        outputs = self.program(list(inputs) + noise + list(targets) + [weights / batch], batch)
+        loss = float(np.sum(outputs[0] * weights) / batch)
+        grads = [outputs[i] for i in self.grad_outputs]
+        for name, param, grad in zip(self.wrt, self.params, grads):
+            regularizer = self.penalties.get(name, (None, None))[0]
+            if regularizer is not None:
+                loss += regularizer.loss(param)
+                grad += regularizer.grad(param)
+        if np.isfinite(loss) and all(np.all(np.isfinite(g)) for g in grads):
+            self.optimizer.apply(self.params, grads)
+            for name, param in zip(self.wrt, self.params):
+                constraint = self.penalties.get(name, (None, None))[1]
+                if constraint is not None:
+                    constraint.apply(param)
+            for name, index in self.state_updates:
+                np.copyto(self.arrays[name], outputs[index])
+            self.model.weights_changed()
+        return loss, outputs[1 : 1 + self.n_outputs]
