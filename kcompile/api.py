@@ -13,7 +13,13 @@ def _numba_cpu(graph: Graph, folder=None):
     return compile_graph(graph, folder)
 
 
-TARGETS = {"cpu": _numba_cpu}
+def _numba_cuda(graph: Graph, folder=None):
+    from .codegen.numba_cuda import compile_graph
+
+    return compile_graph(graph, folder)
+
+
+TARGETS = {"cpu": _numba_cpu, "cuda": _numba_cuda}
 
 
 def build(graph: Graph, target: str = "cpu", disable_passes=(), folder=None, source=None, options=None):

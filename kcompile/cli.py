@@ -1,6 +1,6 @@
 """The `kcompile` command.
 
-    kcompile MODEL [-o OUT] [--target cpu]   build an artifact (kcompile.load reads it)
+    kcompile MODEL [-o OUT] [--target cpu|cuda]   build an artifact (kcompile.load reads it)
     kcompile inspect MODEL [--ir] [--source] the layer table, the IR, the generated code
     kcompile bench MODEL_OR_ARTIFACT [--batch 1,128]   latency and throughput
     kcompile export MODEL --onnx OUT.onnx [--opset N]   ONNX, without TensorFlow
@@ -80,7 +80,7 @@ def cmd_build(args, parser):
 def _build_args(parser):
     _add_model_args(parser)
     parser.add_argument("-o", "--output", help="artifact folder (default: MODEL name + .kc)")
-    parser.add_argument("--target", default="cpu", choices=["cpu"], help="backend")
+    parser.add_argument("--target", default="cpu", choices=["cpu", "cuda"], help="backend")
 
 
 def _load_any(path: str, input_shapes=None):

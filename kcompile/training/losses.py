@@ -556,30 +556,33 @@ def _from_string(name: str, y_pred_type=None, y_true_shape=None) -> Loss:
 
 
 _IGNORED_CONFIG = ("fn", "dtype")
+_WRAPPERS = ("LossFunctionWrapper", "function")
+
+
+def _function_name(fn):
+    """A wrapped loss function's name: a string, or Keras 3's serialized function dict."""
+    if isinstance(fn, dict):
+        return fn.get("config") if fn.get("class_name") == "function" else fn.get("class_name")
+    return fn
 
 
 def _from_class(class_name: str, config: dict) -> Loss:
+    """A loss from a Keras class name and config (Keras 3 or tf-keras, which adds "fn")."""
+    import inspect
+
     config = dict(config or {})
-    fn = config.get("fn")
-    if class_name in ("LossFunctionWrapper", "function") or class_name not in LOSS_CLASSES:
-        if class_name == "function" and isinstance(config.get("config"), str):
-            fn = config["config"]
-        if isinstance(fn, dict):  # Keras 3 serializes the wrapped function as a dict
-            fn = fn.get("config") if fn.get("class_name") == "function" else fn.get("class_name")
-        if class_name not in LOSS_CLASSES and class_name not in ("LossFunctionWrapper", "function"):
-            raise KcompileError(f"unknown loss class {class_name!r}; kcompile knows {sorted(LOSS_CLASSES)}")
+    kwargs = {k: v for k, v in config.items() if k not in _IGNORED_CONFIG}
+    if class_name in LOSS_CLASSES:
+        cls = LOSS_CLASSES[class_name]
+    elif class_name in _WRAPPERS:
+        fn = _function_name(config.get("fn"))
         if fn not in LOSS_FUNCTIONS:
             raise KcompileError(f"unknown loss function {fn!r} in a serialized {class_name}")
         cls = LOSS_FUNCTIONS[fn]
-        kwargs = {k: v for k, v in config.items() if k not in _IGNORED_CONFIG}
         kwargs.setdefault("name", fn)
     else:
-        cls = LOSS_CLASSES[class_name]
-        kwargs = {k: v for k, v in config.items() if k not in _IGNORED_CONFIG}
-    import inspect
-
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    unknown = set(kwargs) - accepted
+        raise KcompileError(f"unknown loss class {class_name!r}; kcompile knows {sorted(LOSS_CLASSES)}")
+    unknown = set(kwargs) - (set(inspect.signature(cls.__init__).parameters) - {"self"})
     if unknown:
         raise KcompileError(f"loss {class_name}: unsupported arguments {sorted(unknown)}")
     return cls(**kwargs)
@@ -607,24 +610,26 @@ def get_loss(identifier, y_pred_type=None, y_true_shape=None) -> Loss:
             raise KcompileError(f"cannot read the loss {identifier!r}")
         if class_name == "function":
             return _from_string(identifier["config"], y_pred_type, y_true_shape)
-        loss = _from_class(class_name, identifier.get("config", {}))
-        return loss
+        return _from_class(class_name, identifier.get("config", {}))
     return _from_keras_object(identifier)
 
 
 def _from_keras_object(obj) -> Loss:
-    """Convert a keras.losses.Loss instance or a Keras loss function (duck-typed)."""
+    """Convert a keras.losses.Loss instance or class, or a Keras loss function (duck-typed)."""
+    if isinstance(obj, type):
+        if issubclass(obj, Loss):
+            return obj()
+        if obj.__name__ in LOSS_CLASSES:
+            return LOSS_CLASSES[obj.__name__]()
+        raise KcompileError(f"unknown loss class {obj.__name__!r}; kcompile knows {sorted(LOSS_CLASSES)}")
     if callable(obj) and not hasattr(obj, "get_config") and getattr(obj, "__name__", None) in LOSS_FUNCTIONS:
-        loss = LOSS_FUNCTIONS[obj.__name__](name=obj.__name__)
-        return loss
+        return LOSS_FUNCTIONS[obj.__name__](name=obj.__name__)
     if hasattr(obj, "get_config"):
-        config = obj.get_config()
+        config = dict(obj.get_config())
         class_name = type(obj).__name__
-        if class_name == "LossFunctionWrapper" or "fn" in config:
-            fn = getattr(obj, "fn", None)
-            if fn is not None and getattr(fn, "__name__", None) in LOSS_FUNCTIONS:
-                config = dict(config, fn=fn.__name__)
-            return _from_class("LossFunctionWrapper" if class_name not in LOSS_CLASSES else class_name, config)
+        fn = getattr(getattr(obj, "fn", None), "__name__", None)
+        if class_name not in LOSS_CLASSES and fn is not None:  # a LossFunctionWrapper
+            return _from_class("LossFunctionWrapper", dict(config, fn=fn))
         return _from_class(class_name, config)
     raise KcompileError(f"cannot interpret {obj!r} as a loss")
 

@@ -959,6 +959,12 @@ def _from_dict(config: dict, loss=None, output_type=None, label_type=None) -> Me
 
 
 def _from_keras_object(obj, loss=None, output_type=None, label_type=None) -> Metric:
+    if isinstance(obj, type):  # a metric class: Keras instantiates it with defaults
+        if issubclass(obj, Metric):
+            return obj()
+        if obj.__name__ in METRIC_CLASSES:
+            return METRIC_CLASSES[obj.__name__]()
+        raise KcompileError(f"unknown metric class {obj.__name__!r}; kcompile knows {sorted(METRIC_CLASSES)}")
     if hasattr(obj, "get_config") and hasattr(obj, "update_state"):
         class_name = type(obj).__name__
         config = dict(obj.get_config())

@@ -102,30 +102,31 @@ def mnist_mlp(features=20, hidden=16):
     return L.done(L.dense(h, 10, "softmax"))
 
 
-def mnist_cnn():
+def mnist_cnn(side=10, filters=(4, 6), hidden=8):
     L = Layers("mnist_cnn", 2)
-    x = L.b.input("x", (None, 10, 10, 1))
-    h = L.conv(x, 4, 3, activation="relu")
-    h = L.conv(h, 6, 3, activation="relu")
+    x = L.b.input("x", (None, side, side, 1))
+    h = L.conv(x, filters[0], 3, activation="relu")
+    h = L.conv(h, filters[1], 3, activation="relu")
     h = L.flatten(L.dropout(L.max_pool(h, 2)))
-    h = L.dropout(L.dense(h, 8, "relu"))
+    h = L.dropout(L.dense(h, hidden, "relu"))
     return L.done(L.dense(h, 10, "softmax"))
 
 
-def cifar10_cnn():
+def cifar10_cnn(side=12, filters=(4, 6), hidden=8):
     L = Layers("cifar10_cnn", 3)
-    x = L.b.input("x", (None, 12, 12, 3))
+    x = L.b.input("x", (None, side, side, 3))
     h = x
-    for filters in (4, 6):
-        h = L.activation(L.conv(h, filters, 3, padding="same"), "relu")
-        h = L.activation(L.conv(h, filters, 3), "relu")
+    for f in filters:
+        h = L.activation(L.conv(h, f, 3, padding="same"), "relu")
+        h = L.activation(L.conv(h, f, 3), "relu")
         h = L.dropout(L.max_pool(h, 2))
-    h = L.activation(L.dense(L.flatten(h), 8), "relu")
+    h = L.activation(L.dense(L.flatten(h), hidden), "relu")
     return L.done(L.activation(L.dense(L.dropout(h), 10), "softmax"))
 
 
-def cifar10_resnet():
-    """ResNet v1 with one residual block per stack (depth 8), filters 4, 8, 16."""
+def cifar10_resnet(side=8, base=4, blocks=1):
+    """ResNet v1 (Keras's cifar10_resnet example), `blocks` residual blocks per stack
+    (depth 6 * blocks + 2: one block, depth 8, by default; three for ResNet20)."""
     L = Layers("cifar10_resnet", 4)
     b = L.b
 
@@ -135,37 +136,38 @@ def cifar10_resnet():
             v = L.batch_norm(v)
         return L.activation(v, activation)
 
-    x = b.input("x", (None, 8, 8, 3))
-    h = resnet_layer(x, 4)
-    filters = 4
+    x = b.input("x", (None, side, side, 3))
+    h = resnet_layer(x, base)
+    filters = base
     for stack in range(3):
-        strides = 2 if stack > 0 else 1
-        y = resnet_layer(h, filters, strides=strides)
-        y = resnet_layer(y, filters, activation=None)
-        if stack > 0:
-            h = resnet_layer(h, filters, kernel=1, strides=strides, activation=None, batch_normalization=False)
-        with b.meta(layer=L._name("add")):
-            h = b.add(h, y)
-        h = L.activation(h, "relu")
+        for block in range(blocks):
+            strides = 2 if stack > 0 and block == 0 else 1
+            y = resnet_layer(h, filters, strides=strides)
+            y = resnet_layer(y, filters, activation=None)
+            if stack > 0 and block == 0:
+                h = resnet_layer(h, filters, kernel=1, strides=strides, activation=None, batch_normalization=False)
+            with b.meta(layer=L._name("add")):
+                h = b.add(h, y)
+            h = L.activation(h, "relu")
         filters *= 2
-    h = L.flatten(L.avg_pool(h, 2))
+    h = L.flatten(L.avg_pool(h, side // 4))
     return L.done(L.dense(h, 10, "softmax"))
 
 
-def pretrained_word_embeddings():
+def pretrained_word_embeddings(length=40, vocab=50, dim=8, filters=8, pool=2, hidden=8, labels=4):
     """The 20 Newsgroups text CNN: frozen Embedding, Conv1D/MaxPooling1D, global max."""
     L = Layers("pretrained_word_embeddings", 5)
     b = L.b
-    x = b.input("x", (None, 40), "int32")
+    x = b.input("x", (None, length), "int32")
     with b.meta(layer="embedding"):
-        h = b.gather(b.param(L.rng.normal(size=(50, 8)).astype(np.float32), "embedding/embeddings"), x)
-    h = L.max_pool(L.conv(h, 8, 5, activation="relu"), 2)
-    h = L.max_pool(L.conv(h, 8, 5, activation="relu"), 2)
-    h = L.conv(h, 8, 5, activation="relu")
+        h = b.gather(b.param(L.rng.normal(size=(vocab, dim)).astype(np.float32), "embedding/embeddings"), x)
+    h = L.max_pool(L.conv(h, filters, 5, activation="relu"), pool)
+    h = L.max_pool(L.conv(h, filters, 5, activation="relu"), pool)
+    h = L.conv(h, filters, 5, activation="relu")
     with b.meta(layer="global_max_pooling1d"):
         h = b.reduce_max(h, axes=(1,), keepdims=False)
-    h = L.dense(h, 8, "relu")
-    return L.done(L.dense(h, 4, "softmax"))
+    h = L.dense(h, hidden, "relu")
+    return L.done(L.dense(h, labels, "softmax"))
 
 
 def antirectifier(features=20, hidden=12):
@@ -254,11 +256,18 @@ def edge_graphs():
     return graphs
 
 
-# The seeds without convolutions are cheap enough to simulate at their real sizes (batch 1).
+# The seed models at their real sizes (as kcompile.zoo builds them in Keras). Those
+# without convolutions are cheap enough for the simulator at batch 1; all of them are
+# for a real GPU (cuda_sim_checks.py --gpu, cuda_gpu_bench.py).
 FULL_SIZE = {
     "mnist_mlp": lambda: mnist_mlp(784, 512),
     "antirectifier": lambda: antirectifier(784, 256),
+    "mnist_cnn": lambda: mnist_cnn(28, (32, 64), 128),
+    "cifar10_cnn": lambda: cifar10_cnn(32, (32, 64), 512),
+    "cifar10_resnet": lambda: cifar10_resnet(32, 16, 3),  # ResNet20 v1
+    "pretrained_word_embeddings": lambda: pretrained_word_embeddings(1000, 20000, 100, 128, 5, 128, 20),
 }
+SIMULATED_FULL_SIZE = ("mnist_mlp", "antirectifier")
 
 
 def sample_inputs(graph, batch: int, seed: int = 0) -> list:
@@ -266,8 +275,8 @@ def sample_inputs(graph, batch: int, seed: int = 0) -> list:
     arrays = []
     for v in graph.inputs:
         shape = v.type.concrete(batch)
-        if v.dtype == "int32":
-            arrays.append(rng.integers(0, 20, shape).astype(np.int32))
+        if v.dtype.startswith("int"):
+            arrays.append(rng.integers(0, 20, shape).astype(v.dtype))
         else:
             arrays.append(rng.normal(size=shape).astype(np.float32))
     return arrays

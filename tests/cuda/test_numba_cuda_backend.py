@@ -13,14 +13,16 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
 
-from cuda_seed_graphs import FULL_SIZE, SEED_GRAPHS
+from cuda_seed_graphs import SEED_GRAPHS, SIMULATED_FULL_SIZE
 from kcompile.codegen.numba_cuda import generate_source, missing_lowerings
 from kcompile.codegen.numba_cuda.tuning import GPU
 from kcompile.ir import all_primitives
+from kcompile.ir.program import format_program
 from kcompile.passes import plan_memory, run_pipeline
 from support.primitive_examples import EXAMPLES
 
@@ -29,20 +31,21 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 EDGE_CASES = ["edge:infinities", "edge:moved_batch", "edge:batch_factor", "edge:int64_and_static"]
 RUNTIME_CHECKS = ["runtime:predict", "runtime:gather_out_of_range", "runtime:device_residency"]
 SIM_CHECKS = ([f"primitive:{op}" for op in sorted(EXAMPLES)] + [f"seed:{name}" for name in SEED_GRAPHS]
-              + [f"full_size:{name}" for name in FULL_SIZE] + EDGE_CASES + RUNTIME_CHECKS)
+              + [f"full_size:{name}" for name in SIMULATED_FULL_SIZE] + EDGE_CASES + RUNTIME_CHECKS)
 
 
 def run_python(args, env=None, timeout=600) -> subprocess.CompletedProcess:
     """A fresh interpreter (numba not yet imported) with the given environment changes;
-    a None value removes the variable."""
-    environment = dict(os.environ)
-    for key, value in (env or {}).items():
-        if value is None:
-            environment.pop(key, None)
-        else:
-            environment[key] = value
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, env=environment,
-                          timeout=timeout)
+    a None value removes the variable. Generated kernels go to a temporary cache folder."""
+    with tempfile.TemporaryDirectory() as cache:
+        environment = {**os.environ, "KCOMPILE_CACHE": cache}
+        for key, value in (env or {}).items():
+            if value is None:
+                environment.pop(key, None)
+            else:
+                environment[key] = value
+        return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, env=environment,
+                              timeout=timeout)
 
 
 def last_json_line(result: subprocess.CompletedProcess) -> dict:
@@ -99,17 +102,18 @@ def test_fused_elementwise_nodes_become_one_kernel_each():
     assert len([k for k in kernels if not k.endswith("_skinny")]) == len([n for n in graph.nodes if n.op != "reshape"])
     for node in fused:
         program = node.attrs["program"]
-        body = next(src for src in kernels.values() if f"t{len(program) - 1} = " in src and "x0 = " in src)
-        assert body.count("out[") == 1  # the whole chain, one store
+        text = format_program(program, [f"in{k}" for k in range(len(node.inputs))])
+        doc = f"{node.meta.get('layer') or node.op}: out = {text}"
+        (body,) = [src for src in kernels.values() if doc in src.split("\n")[1]]  # found by its docstring
+        assert all(f"t{j} = " in body for j in range(len(program)))
+        assert body.count("out[") == 1  # the whole chain in registers, one store
 
 
 # -- the simulator ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory):
+def simulated():
     """All simulator checks, run once in a subprocess: check name -> {ok, detail, seconds}."""
-    cache = tmp_path_factory.mktemp("kcompile_cuda_cache")
-    result = run_python([os.path.join(HERE, "cuda_sim_checks.py")],
-                        env={"NUMBA_ENABLE_CUDASIM": "1", "KCOMPILE_CACHE": str(cache)})
+    result = run_python([os.path.join(HERE, "cuda_sim_checks.py")], env={"NUMBA_ENABLE_CUDASIM": "1"})
     results = last_json_line(result)
     assert "error" not in results, results
     assert sorted(results) == sorted(SIM_CHECKS)
@@ -123,6 +127,17 @@ def test_simulator(simulated, check):
 
 
 # -- compiled for a real GPU -------------------------------------------------------------------------
+def test_on_a_real_gpu_when_there_is_one():
+    """The same checks on the device (all six seeds at full size), where a GPU is present."""
+    result = run_python([os.path.join(HERE, "cuda_sim_checks.py"), "--gpu"], env={"NUMBA_ENABLE_CUDASIM": None})
+    results = last_json_line(result)
+    if "error" in results:
+        pytest.skip(f"no usable GPU: {results['error'][:200]}")
+    failed = {name: outcome["detail"] for name, outcome in results.items() if not outcome["ok"]}
+    assert failed == {}
+
+
+
 def test_every_kernel_compiles_to_ptx_without_float64():
     results = last_json_line(run_python([os.path.join(HERE, "cuda_ptx_check.py")], env={"NUMBA_ENABLE_CUDASIM": None}))
     if "unavailable" in results:

@@ -38,7 +38,8 @@ def run_c(runner):
             np.ascontiguousarray(x if native else x.astype(np.float32)).tofile(path)
             in_files.append(path)
         out_files = [os.path.join(folder, f"out{k}.bin") for k in range(len(output_shapes))]
-        cmd = [runner, str(library), "run", str(batch)] + (["--native"] if native else []) + in_files + ["--"] + out_files
+        cmd = [runner, str(library), "run", str(batch)] + (["--native"] if native else [])
+        cmd += in_files + ["--"] + out_files
         full_env = dict(os.environ, **(env or {}))
         result = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=120)
         assert result.returncode == 0, f"kc_runner failed ({result.returncode}): {result.stderr}"

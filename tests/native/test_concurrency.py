@@ -4,6 +4,7 @@ one), so every result matches the interpreter."""
 import threading
 
 import numpy as np
+import pytest
 
 from kcompile.codegen.native import NativeLibrary, build_library
 from kcompile.ir import GraphBuilder, interpret
@@ -24,9 +25,11 @@ def conv_graph():
     return b.graph
 
 
-def test_concurrent_runs_give_correct_results(native_tmp):
+@pytest.mark.parametrize("spin_us", ["300", "0"], ids=["spinning-workers", "sleeping-workers"])
+def test_concurrent_runs_give_correct_results(native_tmp, monkeypatch, spin_us):
+    monkeypatch.setenv("KC_SPIN_US", spin_us)  # read when a handle starts its pool
     graph = run_pipeline(conv_graph())
-    library = native_tmp / "libconvnet.so"
+    library = native_tmp / f"libconvnet{spin_us}.so"
     build_library(graph, str(library), optimize=False)
     rng = np.random.default_rng(1)
     cases = [rng.normal(size=(b, 16, 16, 8)).astype(np.float32) for b in (1, 3, 5, 8, 2, 6)]
@@ -40,6 +43,8 @@ def test_concurrent_runs_give_correct_results(native_tmp):
                 j = (k + i) % len(cases)
                 (got,) = lib([cases[j]])
                 np.testing.assert_allclose(got, expected[j], rtol=1e-4, atol=1e-6)
+                if k == 0 and i in (4, 8):  # resizing the pool while others run
+                    lib.set_num_threads(3 if i == 4 else 2)
         except Exception as e:  # noqa: BLE001
             errors.append(e)
 

@@ -233,6 +233,7 @@ def test_get_loss_identifiers_names_and_configs():
     assert isinstance(get_loss(wrapper), L.MeanAbsoluteError) and get_loss(wrapper).name == "mae"
     sparse = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
     assert get_loss(sparse).get_config() == sparse.get_config()
+    assert isinstance(get_loss(keras.losses.Huber), L.Huber) and isinstance(get_loss(L.Poisson), L.Poisson)
     loss = get_loss("mse")
     assert get_loss(loss) is loss and loss.serialize() == "mse"
     assert get_loss("Huber").serialize() == "Huber"  # Keras keeps the string it was given

@@ -159,6 +159,7 @@ def test_metric_identifiers_and_configs():
                                                                     "fn": "mean_absolute_error"}})
     assert isinstance(mae, M.MeanAbsoluteError) and mae.name == "mae"
     assert isinstance(get_metric({"class_name": "function", "config": "mean_squared_error"}), M.MeanSquaredError)
+    assert isinstance(get_metric(keras.metrics.AUC), M.AUC) and isinstance(get_metric(M.Recall), M.Recall)
     metric = get_metric("Precision")
     assert get_metric(metric) is metric and metric.serialize() == "Precision"
     with pytest.raises(KcompileError):

@@ -9,5 +9,5 @@ from .build import HERE, NativeBuild, build_library, build_runner, header_path, 
 from .library import NativeLibrary, run_library
 from .lowerings import LOWERINGS, missing_lowerings
 
-__all__ = ["HERE", "LOWERINGS", "NativeBuild", "NativeLibrary", "build_library", "build_runner", "header_path", "host_isa",
-           "missing_lowerings", "run_library"]
+__all__ = ["HERE", "LOWERINGS", "NativeBuild", "NativeLibrary", "build_library", "build_runner", "header_path",
+           "host_isa", "missing_lowerings", "run_library"]

@@ -14,8 +14,6 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
-import numpy as np
-
 from ...errors import KcompileError
 from ...ir import Graph
 from ...passes import plan_memory, run_pipeline
@@ -142,7 +140,8 @@ def model_tables(nm: NativeModule, graph: Graph) -> str:
         "",
         "const kc_model_info kcrt_model = {",
         f"    {_c_string(graph.name)}, {len(graph.inputs)}, {len(graph.outputs)}, inputs, outputs,",
-        f"    {per_sample}, {static}, {int(has_batch)}, {len(nm.steps)}, steps, {microbatch(nm, graph)},",
+        f"    {per_sample}, {static}, {int(has_batch)}, {len(nm.steps)}, steps,",
+        f"    {microbatch(nm, graph)},",
         "};",
         "",
     ])
@@ -257,7 +256,8 @@ def build_library(graph: Graph, out_path: str, optimize: bool = True, isa: Isa |
                 "",
             ]))
         tmp_out = os.path.join(work, "lib.so")
-        _run([compiler(), "-O2", "-std=gnu11", "-Wall", "-Werror=incompatible-pointer-types", "-Werror=int-conversion", "-shared", "-fPIC", "-fvisibility=hidden", f"-I{HERE}",
+        _run([compiler(), "-O2", "-std=gnu11", "-Wall", "-Werror=incompatible-pointer-types", "-Werror=int-conversion",
+              "-shared", "-fPIC", "-fvisibility=hidden", f"-I{HERE}",
               "-o", tmp_out, os.path.join(HERE, "runtime.c"), os.path.join(work, "model_data.c"),
               os.path.join(work, "kernels.o"), os.path.join(work, "weights.S"),
               f"-Wl,--version-script={os.path.join(work, 'exports.map')}", "-Wl,-z,noexecstack",
@@ -280,9 +280,4 @@ def build_runner(out_path: str) -> str:
     return out_path
 
 
-def graph_signature(graph: Graph) -> list:
-    """[(name, shape, dtype)] of the inputs (for tools that write input files)."""
-    return [(v.name, v.shape, v.dtype) for v in graph.inputs]
-
-
-__all__ = ["NativeBuild", "build_library", "build_runner", "compile_object", "generate", "header_path", "host_isa", "np"]
+__all__ = ["NativeBuild", "build_library", "build_runner", "compile_object", "generate", "header_path", "host_isa"]

@@ -113,7 +113,12 @@ class Fn:
 
     # -- constants and symbolic sizes ------------------------------------------------------
     def sym(self, s):
-        """An i64 value for an int or a Sym."""
+        """An i64 value for an int, a Sym, or a tuple of them (their sum)."""
+        if isinstance(s, tuple):
+            total = i64(0)
+            for part in s:
+                total = self.b.add(total, self.sym(part))
+            return total
         if isinstance(s, Sym):
             if not s.dyn:
                 return i64(s.coef)
@@ -225,7 +230,8 @@ class Fn:
             return scalar
         ty = ir.VectorType(scalar.type, width)
         v = self.b.insert_element(ir.Constant(ty, ir.Undefined), scalar, ir.Constant(I32, 0))
-        return self.b.shuffle_vector(v, ir.Constant(ty, ir.Undefined), ir.Constant(ir.VectorType(I32, width), [0] * width))
+        mask = ir.Constant(ir.VectorType(I32, width), [0] * width)
+        return self.b.shuffle_vector(v, ir.Constant(ty, ir.Undefined), mask)
 
     # -- calls -------------------------------------------------------------------------------------
     def declare(self, name: str, ret, args: list, attrs=("nounwind",)):

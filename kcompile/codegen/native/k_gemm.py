@@ -92,7 +92,6 @@ class Gemm:
     out: object  # Value, row-major (M, groups * Fg)
     epilogue: tuple = ()
     extras: tuple = ()
-    setup: object = None  # (f) -> None, called at the start of each task range (pointers)
 
 
 def merge_segments(segments: list) -> list:
@@ -174,8 +173,6 @@ def emit_gemm(nm, g: Gemm):
 
     def body(f, lo, hi):
         b = f.b
-        if g.setup is not None:
-            g.setup(f)
         packed_ptr = nm.const_ptr(f, packed)
         seg_ptr = nm.const_ptr(f, seg_array)
         vec_ptrs = [nm.const_ptr(f, v) if v is not None else None for v in vectors]
@@ -281,7 +278,7 @@ def _store_tile(nm, f, g, program, ep_ops, vec_ptrs, extras_ptrs, out_ptr, tile,
 
 
 # -- lowerings ---------------------------------------------------------------------------------------------
-def _param(nm, value, what):
+def _param(nm, value):
     if not nm.graph.is_param(value):
         return None
     return np.asarray(nm.graph.params[value.name], np.float32)
@@ -290,7 +287,7 @@ def _param(nm, value, what):
 def lower_matmul(nm, node):
     a, bval = node.inputs[:2]
     out = node.output
-    weights = _param(nm, bval, "matmul")
+    weights = _param(nm, bval)
     if weights is not None and weights.ndim == 2 and a.dtype == "float32":
         K = a.shape[-1]
 
@@ -386,7 +383,7 @@ def _as3(values, n, fill):
 def lower_conv(nm, node):
     x, wv = node.inputs[:2]
     out = node.output
-    weights = _param(nm, wv, "conv")
+    weights = _param(nm, wv)
     if weights is None:
         raise KcompileError(f"conv {node.meta.get('layer', out.name)}: the native backend needs constant weights")
     if x.dtype != "float32":
@@ -410,6 +407,11 @@ def lower_conv(nm, node):
     F = wv.shape[-1]
     batch = nm.dims(x)[0]
     source = _padded_input(nm, x, spatial, padded, pads, C, batch)
+    offsets = [((k1 * dil[0] * padded[1] + k2 * dil[1]) * padded[2] + k3 * dil[2]) * C
+               for k1 in range(window[0]) for k2 in range(window[1]) for k3 in range(window[2])]
+    if groups == C and cg == 1 and F == C and groups > 1 and len(offsets) <= 64:
+        _depthwise(nm, node, source, offsets, weights.reshape(-1, F), padded, strides, osp, batch)
+        return
 
     segments = []
     for k1 in range(window[0]):
@@ -434,6 +436,55 @@ def lower_conv(nm, node):
     w2 = weights.reshape(-1, F)
     emit_gemm(nm, Gemm(f"{out.name}_conv", rows, row_ptr, segments, w2, groups, cg, out,
                        a.get("epilogue", ()), tuple(node.inputs[2:])))
+
+
+def _depthwise(nm, node, source, offsets, weights, padded, strides, osp, batch):
+    """Depthwise convolution (one filter per channel): vectors over channels, a sum over
+    the window's positions, the epilogue on each vector before it is stored."""
+    out = node.output
+    C = out.shape[-1]
+    W = nm.isa.width
+    program = node.attrs.get("epilogue", ())
+    extras = tuple(node.inputs[2:])
+    g = Gemm("", Sym(0), None, [], weights, 1, 0, out, program, extras)
+    ep_ops = _epilogue_operands(nm, g, C) if program else []
+    fused = ep_ops is not None
+    if program and fused:
+        program_dtypes(program, [v.dtype for v in extras], "float32")
+    rows = Sym(osp[0] * osp[1]) * batch
+    positions = len(offsets)
+
+    def body(f, lo, hi):
+        b = f.b
+        src, dst = source(f), nm.ptr(f, out)
+        pw = nm.const_ptr(f, np.ascontiguousarray(weights, np.float32))
+        vecs = [nm.const_ptr(f, item) if kind == "vec" else None for kind, item in (ep_ops or [])]
+        res = [nm.ptr(f, item) if kind == "res" else None for kind, item in (ep_ops or [])]
+        with f.loop(lo, hi, name="drow") as r:
+            n, rem = b.sdiv(r, i64(osp[0] * osp[1])), b.srem(r, i64(osp[0] * osp[1]))
+            o1, o2 = b.sdiv(rem, i64(osp[1])), b.srem(rem, i64(osp[1]))
+            i1 = b.add(b.mul(n, i64(padded[0])), b.mul(o1, i64(strides[0])))
+            i2 = b.add(b.mul(i1, i64(padded[1])), b.mul(o2, i64(strides[1])))
+            with f.loop(0, osp[2], name="o3") as o3:
+                base = b.mul(b.add(b.mul(i2, i64(padded[2])), b.mul(o3, i64(strides[2]))), i64(C))
+                obase = b.mul(b.add(b.mul(r, i64(osp[2])), o3), i64(C))
+
+                def lanes(c, w):
+                    acc = _zeros(w) if w > 1 else ir.Constant(F32, 0.0)
+                    for k, off in enumerate(offsets):
+                        xv = f.load(src, b.add(base, b.add(i64(off), c)), w)
+                        acc = f.intrinsic("fma", [xv, f.load(pw, b.add(i64(k * C), c), w), acc])
+                    if program and fused:
+                        vals = [f.load(vp, c, w) if kind == "vec" else f.load(rp, b.add(obase, c), w)
+                                for (kind, _), vp, rp in zip(ep_ops, vecs, res)]
+                        acc, _ = eval_program(f, program, vals, ["float32"] * len(vals), acc, "float32")
+                    f.store(acc, dst, b.add(obase, c))
+
+                f.vloop(0, C, W, lanes)
+
+    nm.step(f"{out.name}_depthwise", body, ntasks=rows, cost=nm.count(out) * (2 * positions))
+    if program and not fused:
+        apply_epilogue_in_place(nm, node)
 
 
 def _padded_input(nm, x, spatial, padded, pads, C, batch):
@@ -482,7 +533,7 @@ def lower_conv_transpose(nm, node):
     whose stride and dilation map some input pixel i onto it."""
     x, wv = node.inputs[:2]
     out = node.output
-    weights = _param(nm, wv, "conv_transpose")
+    weights = _param(nm, wv)
     if weights is None:
         raise KcompileError(f"conv_transpose {node.meta.get('layer', out.name)}: the native backend needs constant "
                             "weights")

@@ -23,21 +23,21 @@ def _contiguous(dims: list) -> list:
     return list(reversed(out))
 
 
-def _offset_sum(pairs) -> object:
-    """sum(index * stride) of static indices and int/Sym strides, as an int or a Sym."""
-    total = Sym(0)
-    dyn = Sym(0, True)
+def _offset_sum(pairs):
+    """sum(index * stride) of static indices and int/Sym strides: an int, a Sym, or a
+    (Sym, int) pair when the sum has a batch-sized and a fixed part."""
+    fixed, per_batch = 0, 0
     for index, stride in pairs:
         if not index:
             continue
         term = Sym(index) * stride if isinstance(stride, Sym) else Sym(index * stride)
         if term.dyn:
-            dyn = Sym(dyn.coef + term.coef, True)
+            per_batch += term.coef
         else:
-            total = Sym(total.coef + term.coef)
-    if dyn.coef and total.coef:
-        raise KcompileError("native backend: an offset mixing batch-sized and fixed parts")
-    return dyn if dyn.coef else total.coef
+            fixed += term.coef
+    if per_batch and fixed:
+        return (Sym(per_batch, True), fixed)
+    return Sym(per_batch, True) if per_batch else fixed
 
 
 def emit_copy(nm, label, dst, dst_offset, dst_strides, src, src_offset, src_strides, sizes):

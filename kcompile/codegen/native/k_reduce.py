@@ -10,7 +10,7 @@ import numpy as np
 from llvmlite import ir
 
 from ...errors import KcompileError
-from .irhelp import F32, I64, Sym, const, i64
+from .irhelp import F32, Sym, const, i64
 from .k_movement import emit_transpose_copy
 from .mathops import exp, fmax, fmin
 
@@ -261,4 +261,4 @@ def lower_pool(nm, node):
     nm.step(f"{out.name}_{node.op}", body, ntasks=rows, cost=nm.count(out) * int(np.prod(window)))
 
 
-__all__ = ["lower_pool", "lower_reduce", "lower_softmax", "reduce_run", "I64"]
+__all__ = ["emit_reduce", "lower_pool", "lower_reduce", "lower_reduce_batch", "lower_softmax", "reduce_run"]

@@ -11,7 +11,7 @@ from llvmlite import ir
 
 from ...errors import KcompileError
 from ...ir.ops.rnn import ACTIVATIONS
-from .irhelp import F32, I64, Sym, const, i64
+from .irhelp import F32, Sym, const, i64
 from .k_gemm import Gemm, emit_gemm
 from .mathops import fmax, fmin, sigmoid, tanh
 
@@ -210,5 +210,3 @@ def lower_rnn(nm, node):
 def _ty(w):
     return ir.VectorType(F32, w) if w > 1 else F32
 
-
-__all__ = ["lower_rnn", "I64"]

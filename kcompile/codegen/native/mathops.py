@@ -10,7 +10,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from ...errors import KcompileError
-from .irhelp import F32, I1, I8, I32, I64, const, elem_type, ir_type, width_of
+from .irhelp import F32, I32, const, elem_type, ir_type, width_of
 
 FLOAT_ONLY = {"exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "reciprocal", "tanh", "sigmoid", "erf", "softplus",
               "div", "pow"}
@@ -306,4 +306,4 @@ def node_program(node) -> tuple:
     return ((node.op, args, tuple(sorted(node.attrs.items()))),)
 
 
-__all__ = ["emit_op", "eval_program", "exp", "tanh", "sigmoid", "node_program", "program_dtypes", "I1", "I8", "I64"]
+__all__ = ["emit_op", "eval_program", "exp", "node_program", "program_dtypes", "sigmoid", "tanh"]

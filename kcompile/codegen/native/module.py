@@ -28,7 +28,7 @@ from llvmlite import ir
 
 from ...ir import Graph
 from ...passes.memory import MemoryPlan
-from .irhelp import DTYPE_IR, I8P, I64, VOID, Fn, Sym, i64
+from .irhelp import I8P, I64, VOID, Fn, Sym, i64
 
 ALIGN = 64
 
@@ -323,4 +323,4 @@ def at_start(f: Fn):
             f.b.position_at_end(saved)
 
 
-__all__ = ["Address", "Blob", "Isa", "NativeModule", "Scratch", "DTYPE_IR"]
+__all__ = ["Address", "Blob", "Isa", "NativeModule", "Scratch", "Temp"]

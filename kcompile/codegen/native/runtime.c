@@ -77,6 +77,7 @@ typedef struct kc_pool {
     pthread_mutex_t mu;
     pthread_cond_t wake;
     atomic_int stop;
+    atomic_int sleepers; /* workers waiting on `wake` (or about to) */
     _Alignas(64) atomic_uint_fast64_t ticket;
     _Alignas(64) atomic_int_fast64_t completed;
     /* the current job: written only while the ticket is closed and no worker is busy */
@@ -138,12 +139,16 @@ static void *worker_main(void *arg_) {
             if ((k & 63) == 0) {
                 long waited = now_ns() - start;
                 if (waited > p->spin_ns) {
+                    /* Announce the sleep before the last look at the ticket: a job published
+                     * after that look sees sleepers > 0 and broadcasts. */
                     pthread_mutex_lock(&p->mu);
+                    atomic_fetch_add(&p->sleepers, 1);
                     for (;;) {
                         v = atomic_load(&p->ticket);
                         if (atomic_load(&p->stop) || (TICKET_GEN(v) != seen && TICKET_INDEX(v) != TICKET_CLOSED)) break;
                         pthread_cond_wait(&p->wake, &p->mu);
                     }
+                    atomic_fetch_sub(&p->sleepers, 1);
                     pthread_mutex_unlock(&p->mu);
                     start = now_ns();
                 } else if (waited > 20000) {
@@ -209,9 +214,11 @@ static void pool_run(kc_pool *p, kcrt_task_fn fn, void *env, int64_t ntasks) {
     atomic_store(&p->completed, 0);
     uint64_t gen = (TICKET_GEN(atomic_load(&p->ticket)) + 1) & ((UINT64_C(1) << (64 - TICKET_INDEX_BITS)) - 1);
     atomic_store(&p->ticket, gen << TICKET_INDEX_BITS); /* publish: index 0 of job gen */
-    pthread_mutex_lock(&p->mu);
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+    }
     run_chunks(p, gen);
     for (int k = 1; atomic_load(&p->completed) < ntasks; k++) {
         cpu_relax();

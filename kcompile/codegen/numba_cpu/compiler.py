@@ -64,6 +64,7 @@ def generate_source(graph: Graph, plan: MemoryPlan):
     em = Emitter(graph, plan)
     inputs = [em.ref(v) for v in graph.inputs if plan.storage[v.name][0] != "external"]
     for node in graph.nodes:
+        em.label = f"{node.meta.get('layer', '')}: {node.op}"
         lower = LOWERINGS.get(node.op)
         if lower is None:
             raise KcompileError(f"the Numba CPU backend has no lowering for primitive {node.op!r}")

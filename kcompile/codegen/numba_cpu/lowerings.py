@@ -95,7 +95,7 @@ def _comment(em, node, what: str):
 def lower_matmul(em, node):
     a, b = node.inputs[:2]
     out = node.output
-    k, n = a.shape[-1], b.shape[-1]
+    k, n = em.dims(a)[-1], b.shape[-1]  # k may be the batch (gradients of weights)
     _comment(em, node, f"{a.type} @ {b.type}")
     ep = epilogue_args(em, node)
     if b.rank == 2:
@@ -110,7 +110,7 @@ def lower_matmul(em, node):
             target = _tuple(batch_dims + [v.shape[-2], v.shape[-1]])
             expr = em.scratch(f"{v.name}_broadcast", target)
             em.call("np.copyto", expr, f"np.broadcast_to({em.ref(v)}, {target})")
-        operands.append(f"{expr}.reshape((-1, {v.shape[-2]}, {v.shape[-1]}))")
+        operands.append(f"{expr}.reshape((-1, {em.dims(v)[-2]}, {em.dims(v)[-1]}))")
     out3 = f"{em.ref(out)}.reshape((-1, {out.shape[-2]}, {n}))"
     em.call("G.batched_matmul", operands[0], operands[1], out3)
     if node.attrs.get("epilogue"):
@@ -163,9 +163,11 @@ def lower_conv_transpose(em, node):
     filters, channels = w.shape[-2], w.shape[-1]
     positions = int(np.prod(window))
     weights = em.param_array(w)
-    if weights is None:
-        raise KcompileError(f"conv_transpose {node.meta.get('layer')}: the Numba backend needs constant weights")
-    packed = em.const(np.ascontiguousarray(weights.reshape(positions, filters, channels).transpose(0, 2, 1)))
+    if weights is not None:  # packed once, at compile time
+        packed = em.const(np.ascontiguousarray(weights.reshape(positions, filters, channels).transpose(0, 2, 1)))
+    else:  # weights that change (training): packed at each call
+        packed = em.scratch(f"{w.name}_packed", f"({positions}, {channels}, {filters})")
+        em.call("np.copyto", packed, f"{em.ref(w)}.reshape(({positions}, {filters}, {channels})).transpose(0, 2, 1)")
     geometry = _as_3d(window, n) + _as_3d(node.attrs["strides"], n) + _as_3d(node.attrs["dilations"], n)
     crops = (0,) * (3 - n) + tuple(p[0] for p in node.attrs["pads"])
     _comment(em, node, f"conv_transpose {x.type} -> {out.type}")

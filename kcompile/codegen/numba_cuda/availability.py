@@ -28,7 +28,7 @@ def require_cuda():
         installed = False
     if not installed:
         raise KcompileError(f"target='cuda' needs numba-cuda, which is not installed: {INSTALL}. {SIMULATOR_HINT}")
-    if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") != "0" and not simulator_enabled():
+    if os.environ.get("NUMBA_ENABLE_CUDASIM", "").strip() not in ("", "0") and not simulator_enabled():
         raise KcompileError("NUMBA_ENABLE_CUDASIM=1 was set after numba was imported; numba reads it once, at import. "
                             "Set it before starting Python.")
     try:

@@ -37,7 +37,7 @@ launches, (kernel, grid, block, args); every kernel below is correct for any gri
 import math
 
 import numpy as np
-from numba import cuda, float32
+from numba import cuda, float32, int32, int64  # noqa: F401  (shared-array dtypes)
 
 # float32 constants keep the arithmetic float32 (a Python float would widen it to float64).
 ZERO = np.float32(0.0)
@@ -144,6 +144,8 @@ class CudaProgram:
         return entry
 
     def __call__(self, inputs: list, batch: int) -> list:
+        if batch == 0 and all(v.type.dynamic_axis is not None for v in self.graph.outputs):
+            return [np.empty(v.type.concrete(0), v.dtype) for v in self.graph.outputs]  # nothing to launch
         in_views, steps, out_views, flags = self.bound(batch)
         stream = self.cuda.stream()
         for view, array in zip(in_views, inputs):

@@ -3,7 +3,6 @@ elementwise node: one thread per output element (grid-stride), a fused program c
 in registers, one store. Epilogues of matmul and convolution use the same expressions."""
 from __future__ import annotations
 
-from ...ir import get_primitive
 from ...ir.graph import Node
 from .source import Code, dim_exprs, index_text, unflatten
 
@@ -148,9 +147,3 @@ def elementwise_kernel(name: str, node: Node, flat: bool, doc: str) -> str:
                                    [v.dtype for v in node.inputs])
             code(f"{target} = {result}")
     return code.text()
-
-
-def is_elementwise(op: str) -> bool:
-    from ...ir import Kind
-
-    return get_primitive(op).kind in (Kind.ELEMENTWISE, Kind.BROADCAST)

@@ -64,8 +64,12 @@ class Emitter:
         self.lines: list = []  # body of bind(): views, then launches
         self.names: dict = {}
         self.values = {v.name: v for v in graph.values()}
-        self._used_names: set = {"batch", "arena", "W", "WI", "WL", "steps", "flags", "cuda", "np", "math",
-                                 "blocks", "gemm_step", "float32", "ZERO", "ONE", "HALF", "NEG_INF", "POS_INF"}
+        # bind()'s own names and the generated module's globals (a view must not shadow them)
+        self._used_names: set = {
+            "batch", "arena", "W", "WI", "WL", "steps", "flags", "bind", "cuda", "np", "math", "float32", "int32",
+            "int64", "blocks", "gemm_step", "ZERO", "ONE", "HALF", "NEG_INF", "POS_INF", "TPB", "MAX_BLOCKS", "TT",
+            "TR", "TM", "TK", "SA_COLS", "SKINNY_ROWS", "COLS", "SPLIT", "CACHE",
+        }
         self._consts: dict = {}
         self.checks = False  # whether some kernel reports bad input through `flags`
 

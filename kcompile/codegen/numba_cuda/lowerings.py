@@ -12,7 +12,7 @@ from ...passes.rewrite import per_channel
 from . import gemm, movement, reduce, rnn, window
 from .elementwise import elementwise_kernel, program_lines, program_of
 from .elementwise import literal as scalar_literal
-from .source import dim_exprs, unflatten
+from .source import unflatten
 
 LOWERINGS: dict = {}
 
@@ -441,6 +441,10 @@ def lower_rnn(em, node):
     input_bias = bias_array[0] if bias_array.ndim == 2 else bias_array
     recurrent_bias = bias_array[1] if bias_array.ndim == 2 else np.zeros(gates, np.float32)
     layer = node.meta.get("layer") or node.op
+    shared_bytes = 4 * (gates + 5 * units)
+    if shared_bytes > 48 * 1024:
+        raise KcompileError(f"{node.op} {layer}: {units} units need {shared_bytes} bytes of shared memory per block; "
+                            "the CUDA backend's recurrent kernel holds at most 48 KiB")
     em.comment(f"{layer}: {node.op} over {steps} steps, {units} units")
     # 1. xw = x @ kernel + input bias for every time step at once.
     batch = em.dims(x)[0]

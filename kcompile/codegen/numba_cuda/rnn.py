@@ -39,10 +39,10 @@ def rnn_kernel(name: str, doc: str, cell: str, units: int, steps: int, act: str,
         code(f"h = cuda.shared.array({u}, float32)",
              f"c = cuda.shared.array({u}, float32)",
              f"out = cuda.shared.array({u}, float32)",
-             f"z = cuda.shared.array({gates}, float32)",
-             f"keep_update = cuda.shared.array({u}, float32)",
-             f"rh = cuda.shared.array({u}, float32)",
-             "tid = cuda.threadIdx.x")
+             f"z = cuda.shared.array({gates}, float32)  # h @ recurrent_kernel")
+        if cell == "gru" and not reset_after:
+            code(f"keep_update = cuda.shared.array({u}, float32)", f"rh = cuda.shared.array({u}, float32)  # r * h")
+        code("tid = cuda.threadIdx.x")
         with code.block("for b in range(cuda.blockIdx.x, xw.shape[0], cuda.gridDim.x):"):
             code("hb = min(b, h0.shape[0] - 1)  # zero states arrive as one row", "cb = min(b, c0.shape[0] - 1)")
             with code.block(f"for j in range(tid, {u}, TPB):"):
@@ -50,42 +50,11 @@ def rnn_kernel(name: str, doc: str, cell: str, units: int, steps: int, act: str,
             code("cuda.syncthreads()")
             with code.block(f"for step in range({steps}):"):
                 code(f"t = {steps - 1} - step" if flags["go_backwards"] else "t = step")
-                keep = "mask[b, t] != 0" if flags["has_mask"] else "True"
-                with code.block(f"if {keep}:  # the same for the whole block: barriers inside are safe"):
-                    with code.block(f"for g in range(tid, {product_cols}, TPB):"):
-                        code("total = ZERO")
-                        with code.block(f"for k in range({u}):"):
-                            code("total += h[k] * rk[k, g]")
-                        code("z[g] = total")
-                    code("cuda.syncthreads()")
-                    with code.block(f"for j in range(tid, {u}, TPB):"):
-                        if cell == "simple_rnn":
-                            code(f"h[j] = {A('xw[b, t, j] + z[j]')}")
-                        elif cell == "lstm":
-                            code(f"i_gate = {R('xw[b, t, j] + z[j]')}",
-                                 f"f_gate = {R(f'xw[b, t, {u} + j] + z[{u} + j]')}",
-                                 f"g_gate = {A(f'xw[b, t, {2 * u} + j] + z[{2 * u} + j]')}",
-                                 f"o_gate = {R(f'xw[b, t, {3 * u} + j] + z[{3 * u} + j]')}",
-                                 "c[j] = f_gate * c[j] + i_gate * g_gate",
-                                 f"h[j] = o_gate * {A('c[j]')}")
-                        elif reset_after:
-                            code(f"update = {R('xw[b, t, j] + z[j] + rbias[j]')}",
-                                 f"reset = {R(f'xw[b, t, {u} + j] + z[{u} + j] + rbias[{u} + j]')}",
-                                 f"candidate = {A(f'xw[b, t, {2 * u} + j] + reset * (z[{2 * u} + j] + rbias[{2 * u} + j])')}",
-                                 "h[j] = update * h[j] + (ONE - update) * candidate")
-                        else:
-                            code(f"keep_update[j] = {R('xw[b, t, j] + z[j]')}",
-                                 f"rh[j] = {R(f'xw[b, t, {u} + j] + z[{u} + j]')} * h[j]")
-                    if cell == "gru" and not reset_after:
-                        code("cuda.syncthreads()")
-                        with code.block(f"for j in range(tid, {u}, TPB):"):
-                            code(f"total = xw[b, t, {2 * u} + j]")
-                            with code.block(f"for k in range({u}):"):
-                                code(f"total += rh[k] * rk[k, {2 * u} + j]")
-                            code(f"candidate = {A('total')}",
-                                 "h[j] = keep_update[j] * h[j] + (ONE - keep_update[j]) * candidate")
-                    with code.block(f"for j in range(tid, {u}, TPB):"):
-                        code("out[j] = h[j]")
+                if flags["has_mask"]:
+                    with code.block("if mask[b, t] != 0:  # the same for the whole block: barriers inside are safe"):
+                        _cell_update(code, cell, u, product_cols, reset_after, A, R)
+                else:
+                    _cell_update(code, cell, u, product_cols, reset_after, A, R)
                 if flags["zero_output_for_mask"] and flags["has_mask"]:
                     with code.block("else:"):
                         with code.block(f"for j in range(tid, {u}, TPB):"):
@@ -100,3 +69,41 @@ def rnn_kernel(name: str, doc: str, cell: str, units: int, steps: int, act: str,
                 code("h_out[b, j] = h[j]", "c_out[b, j] = c[j]")
             code("cuda.syncthreads()")
     return code.text()
+
+
+def _cell_update(code: Code, cell: str, u: int, product_cols: int, reset_after: bool, A, R):
+    """One time step's state update: z = h @ recurrent_kernel, then each unit's cell."""
+    with code.block(f"for g in range(tid, {product_cols}, TPB):"):
+        code("total = ZERO")
+        with code.block(f"for k in range({u}):"):
+            code("total += h[k] * rk[k, g]")
+        code("z[g] = total")
+    code("cuda.syncthreads()")
+    with code.block(f"for j in range(tid, {u}, TPB):"):
+        if cell == "simple_rnn":
+            code(f"h[j] = {A('xw[b, t, j] + z[j]')}")
+        elif cell == "lstm":
+            code(f"i_gate = {R('xw[b, t, j] + z[j]')}",
+                 f"f_gate = {R(f'xw[b, t, {u} + j] + z[{u} + j]')}",
+                 f"g_gate = {A(f'xw[b, t, {2 * u} + j] + z[{2 * u} + j]')}",
+                 f"o_gate = {R(f'xw[b, t, {3 * u} + j] + z[{3 * u} + j]')}",
+                 "c[j] = f_gate * c[j] + i_gate * g_gate",
+                 f"h[j] = o_gate * {A('c[j]')}")
+        elif reset_after:
+            code(f"update = {R('xw[b, t, j] + z[j] + rbias[j]')}",
+                 f"reset = {R(f'xw[b, t, {u} + j] + z[{u} + j] + rbias[{u} + j]')}",
+                 f"candidate = {A(f'xw[b, t, {2 * u} + j] + reset * (z[{2 * u} + j] + rbias[{2 * u} + j])')}",
+                 "h[j] = update * h[j] + (ONE - update) * candidate")
+        else:
+            code(f"keep_update[j] = {R('xw[b, t, j] + z[j]')}",
+                 f"rh[j] = {R(f'xw[b, t, {u} + j] + z[{u} + j]')} * h[j]")
+    if cell == "gru" and not reset_after:
+        code("cuda.syncthreads()")
+        with code.block(f"for j in range(tid, {u}, TPB):"):
+            code(f"total = xw[b, t, {2 * u} + j]")
+            with code.block(f"for k in range({u}):"):
+                code(f"total += rh[k] * rk[k, {2 * u} + j]")
+            code(f"candidate = {A('total')}",
+                 "h[j] = keep_update[j] * h[j] + (ONE - keep_update[j]) * candidate")
+    with code.block(f"for j in range(tid, {u}, TPB):"):
+        code("out[j] = h[j]")
