@@ -167,6 +167,7 @@ class CompiledModel:
         """Write the optimized graph as an ONNX model; returns the onnx.ModelProto."""
         from ..codegen.onnx import export_graph
 
+        self._refresh()
         return export_graph(self.optimized, path, opset=opset)
 
     # -- description ------------------------------------------------------------------------

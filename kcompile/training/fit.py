@@ -40,8 +40,8 @@ def _metrics_per_output(metrics, names):
     if isinstance(metrics, dict):
         per = _per_output(metrics, names, "metrics")
         return [list(m) if isinstance(m, (list, tuple)) else ([] if m is None else [m]) for m in per]
-    if len(names) > 1 and all(isinstance(m, (list, tuple)) for m in metrics):
-        return [list(m) for m in _per_output(list(metrics), names, "metrics")]
+    if all(isinstance(m, (list, tuple)) for m in metrics) and len(metrics) == len(names):
+        return [list(m) for m in metrics]  # one list per output (also how .h5 files store them)
     return [list(metrics) for _ in names]
 
 
@@ -94,7 +94,7 @@ def _targets(model, y) -> list:
         if missing:
             raise InputError(f"targets missing for outputs {missing}")
         return [np.asarray(y[n]) for n in names]
-    if isinstance(y, (list, tuple)) and len(names) > 1:
+    if isinstance(y, (list, tuple)) and (len(names) > 1 or (len(y) == 1 and hasattr(y[0], "shape"))):
         if len(y) != len(names):
             raise InputError(f"the model has {len(names)} outputs with losses, got {len(y)} target arrays")
         return [np.asarray(a) for a in y]
