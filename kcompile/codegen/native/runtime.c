@@ -53,13 +53,16 @@ KC_API const char *kc_status_string(int status) {
 }
 
 /* -- the thread pool ------------------------------------------------------------------------
- * A job is published as `ticket` = (generation << 40 | next task index). Threads take
- * chunks by compare-and-swap on the ticket, so a thread holding a stale generation
- * can never take work of a newer job. The caller waits only for tasks being run, not
- * for workers to wake up: when every task is done it closes the ticket and waits for
- * the workers that are inside the job (their `busy` flag) to leave, after which the
- * job's fields may be rewritten. Workers spin for a while between jobs (yielding when
- * other threads want the CPU), then sleep on a condition variable. */
+ * A job is published as `ticket` = (generation << 40), closed by setting the low bits.
+ * Its tasks are cut into chunks, KC_CHUNKS_PER_THREAD per thread; thread k first takes
+ * the chunks of its own share (so consecutive steps give each thread the same rows, which
+ * stay in its cache) and then any chunk nobody has claimed (so a thread that is slow to
+ * wake up, on a busy machine, does not hold the others back). The caller waits only for
+ * chunks being run: when every task is done it closes the ticket and waits for the
+ * workers inside the job (their `busy` flag) to leave, after which the job's fields may
+ * be rewritten. Workers spin for a while between jobs (yielding when other threads want
+ * the CPU), then sleep on a condition variable. */
+#define KC_CHUNKS_PER_THREAD 4
 #define TICKET_INDEX_BITS 40
 #define TICKET_CLOSED ((UINT64_C(1) << TICKET_INDEX_BITS) - 1)
 #define TICKET_GEN(v) ((v) >> TICKET_INDEX_BITS)
@@ -83,7 +86,8 @@ typedef struct kc_pool {
     /* the current job: written only while the ticket is closed and no worker is busy */
     kcrt_task_fn fn;
     void *env;
-    int64_t ntasks, chunk;
+    int64_t ntasks, nchunks;
+    atomic_uchar *claimed; /* per chunk */
     long spin_ns;
 } kc_pool;
 
@@ -106,20 +110,19 @@ static long now_ns(void) {
     return ts.tv_sec * 1000000000L + ts.tv_nsec;
 }
 
-/* Take and run chunks of job `gen` until none is left. */
-static void run_chunks(kc_pool *p, uint64_t gen) {
+/* Run the unclaimed chunks of the current job, this thread's share first. */
+static void run_chunks(kc_pool *p, int self) {
     kcrt_task_fn fn = p->fn;
     void *env = p->env;
-    int64_t ntasks = p->ntasks, chunk = p->chunk;
-    uint64_t v = atomic_load(&p->ticket);
-    for (;;) {
-        if (TICKET_GEN(v) != gen || (int64_t)TICKET_INDEX(v) >= ntasks) return;
-        if (!atomic_compare_exchange_weak(&p->ticket, &v, v + (uint64_t)chunk)) continue;
-        int64_t lo = (int64_t)TICKET_INDEX(v);
-        int64_t hi = lo + chunk < ntasks ? lo + chunk : ntasks;
+    int64_t ntasks = p->ntasks, nchunks = p->nchunks;
+    int64_t share = (nchunks + p->nthreads - 1) / p->nthreads;
+    int64_t first = (self * share) % nchunks;
+    for (int64_t k = 0; k < nchunks; k++) {
+        int64_t c = (first + k) % nchunks;
+        if (atomic_load_explicit(&p->claimed[c], memory_order_relaxed) || atomic_exchange(&p->claimed[c], 1)) continue;
+        int64_t lo = c * ntasks / nchunks, hi = (c + 1) * ntasks / nchunks;
         fn(env, lo, hi);
         atomic_fetch_add(&p->completed, hi - lo);
-        v = atomic_load(&p->ticket);
     }
 }
 
@@ -127,6 +130,7 @@ static void *worker_main(void *arg_) {
     kc_worker_arg *arg = arg_;
     kc_pool *p = arg->pool;
     atomic_int *busy = &p->busy[arg->index].value;
+    int arg_index = arg->index + 1; /* the caller is thread 0 */
     free(arg);
     uint64_t seen = TICKET_GEN(atomic_load(&p->ticket));
     for (;;) {
@@ -159,7 +163,7 @@ static void *worker_main(void *arg_) {
         atomic_store(busy, 1);
         uint64_t v = atomic_load(&p->ticket);
         seen = TICKET_GEN(v);
-        if (TICKET_INDEX(v) != TICKET_CLOSED) run_chunks(p, seen);
+        if (TICKET_INDEX(v) != TICKET_CLOSED) run_chunks(p, arg_index);
         atomic_store(busy, 0);
     }
 }
@@ -174,6 +178,7 @@ static void pool_stop(kc_pool *p, int started) {
     pthread_cond_destroy(&p->wake);
     free(p->workers);
     free(p->busy);
+    free(p->claimed);
     free(p);
 }
 
@@ -185,12 +190,13 @@ static kc_pool *pool_start(int nthreads) {
     p->workers = calloc((size_t)nthreads, sizeof(pthread_t));
     p->busy = aligned_alloc(64, sizeof(kc_flag) * (size_t)nthreads);
     if (p->busy) memset(p->busy, 0, sizeof(kc_flag) * (size_t)nthreads);
+    p->claimed = calloc((size_t)nthreads * KC_CHUNKS_PER_THREAD, sizeof(atomic_uchar));
     atomic_store(&p->ticket, TICKET_CLOSED);
     const char *spin = getenv("KC_SPIN_US");
     p->spin_ns = (spin ? atol(spin) : 300) * 1000L;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
-    if (!p->workers || !p->busy) {
+    if (!p->workers || !p->busy || !p->claimed) {
         pool_stop(p, 0);
         return NULL;
     }
@@ -206,11 +212,12 @@ static kc_pool *pool_start(int nthreads) {
 }
 
 static void pool_run(kc_pool *p, kcrt_task_fn fn, void *env, int64_t ntasks) {
-    int64_t parts = (int64_t)p->nthreads * 4;
+    int64_t parts = (int64_t)p->nthreads * KC_CHUNKS_PER_THREAD;
     p->fn = fn;
     p->env = env;
     p->ntasks = ntasks;
-    p->chunk = ntasks / parts > 1 ? ntasks / parts : 1;
+    p->nchunks = ntasks < parts ? ntasks : parts;
+    for (int64_t c = 0; c < p->nchunks; c++) atomic_store_explicit(&p->claimed[c], 0, memory_order_relaxed);
     atomic_store(&p->completed, 0);
     uint64_t gen = (TICKET_GEN(atomic_load(&p->ticket)) + 1) & ((UINT64_C(1) << (64 - TICKET_INDEX_BITS)) - 1);
     atomic_store(&p->ticket, gen << TICKET_INDEX_BITS); /* publish: index 0 of job gen */
@@ -219,7 +226,7 @@ static void pool_run(kc_pool *p, kcrt_task_fn fn, void *env, int64_t ntasks) {
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mu);
     }
-    run_chunks(p, gen);
+    run_chunks(p, 0);
     for (int k = 1; atomic_load(&p->completed) < ntasks; k++) {
         cpu_relax();
         if ((k & 1023) == 0) sched_yield();

@@ -161,17 +161,32 @@ def lower_conv_transpose(em, node):
     n = x.rank - 2
     window = w.shape[:-2]
     filters, channels = w.shape[-2], w.shape[-1]
+    strides, dilations, pads = node.attrs["strides"], node.attrs["dilations"], node.attrs["pads"]
     positions = int(np.prod(window))
     weights = em.param_array(w)
+    _comment(em, node, f"conv_transpose {x.type} -> {out.type}")
+    ep = epilogue_args(em, node)
+    if all(s == 1 for s in strides):
+        # Stride 1: a convolution of the zero-padded input with the flipped kernel (im2col + GEMM).
+        flip = tuple(slice(None, None, -1) for _ in window)
+        if weights is not None:
+            kernel = em.const(np.ascontiguousarray(np.swapaxes(weights[flip], -1, -2)).reshape(positions * channels, filters))
+        else:
+            kernel = em.scratch(f"{w.name}_flipped", _tuple(window + (channels, filters)))
+            flipped = f"{em.ref(w)}[{', '.join(['::-1'] * len(window))}]"
+            em.call("np.copyto", kernel, f"np.swapaxes({flipped}, -1, -2)")
+            kernel = f"{kernel}.reshape(({positions * channels}, {filters}))"
+        leading = tuple((k - 1) * d - lo for k, d, (lo, _) in zip(window, dilations, pads))
+        geometry = _as_3d(window, n) + (1, 1, 1) + _as_3d(dilations, n) + (0,) * (3 - n) + leading
+        em.call("C.conv", _as_5d(em, x), kernel, _as_5d(em, out), _tuple(geometry), "1", *ep)
+        return
     if weights is not None:  # packed once, at compile time
         packed = em.const(np.ascontiguousarray(weights.reshape(positions, filters, channels).transpose(0, 2, 1)))
     else:  # weights that change (training): packed at each call
         packed = em.scratch(f"{w.name}_packed", f"({positions}, {channels}, {filters})")
         em.call("np.copyto", packed, f"{em.ref(w)}.reshape(({positions}, {filters}, {channels})).transpose(0, 2, 1)")
-    geometry = _as_3d(window, n) + _as_3d(node.attrs["strides"], n) + _as_3d(node.attrs["dilations"], n)
-    crops = (0,) * (3 - n) + tuple(p[0] for p in node.attrs["pads"])
-    _comment(em, node, f"conv_transpose {x.type} -> {out.type}")
-    ep = epilogue_args(em, node)
+    geometry = _as_3d(window, n) + _as_3d(strides, n) + _as_3d(dilations, n)
+    crops = (0,) * (3 - n) + tuple(p[0] for p in pads)
     em.call("C.conv_transpose", _as_5d(em, x), packed, _as_5d(em, out), _tuple(geometry), _tuple(crops), *ep)
 
 

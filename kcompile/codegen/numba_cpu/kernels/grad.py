@@ -5,54 +5,66 @@ from numba import njit, prange
 from .conv import _im2col
 from .scalar import FASTMATH
 
-CHUNKS = 4  # parallel partial sums for the weight gradient
+GROUP_ROWS = 4096  # output pixels per GEMM in the weight gradient
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
 def conv_weight_grad(x, g, out, geometry):
     """out (KD*KH*KW*C, F) = sum over images and output pixels of window(x) x g:
-    x (N, D, H, W, C), g (N, OD, OH, OW, F); im2col per image, one GEMM each."""
+    x (N, D, H, W, C), g (N, OD, OH, OW, F). Images go in groups: one im2col of the
+    group and one GEMM (cols.T @ g) per group, groups in parallel, partial sums added."""
     n_, od_, oh_, ow_, f = g.shape
     k = out.shape[0]
     pixels = od_ * oh_ * ow_
-    partial = np.zeros((CHUNKS, k, f), np.float32)
-    for chunk in prange(CHUNKS):
-        cols = np.empty((pixels, k), np.float32)
-        product = np.empty((k, f), np.float32)
-        for n in range(chunk * n_ // CHUNKS, (chunk + 1) * n_ // CHUNKS):
-            _im2col(x, n, 0, pixels, cols, geometry, (oh_, ow_))
-            np.dot(cols.T, g[n].reshape((pixels, f)), product)
-            partial[chunk] += product
+    group = max(1, min(n_, GROUP_ROWS // max(pixels, 1)))
+    jobs = (n_ + group - 1) // group
+    partial = np.zeros((jobs, k, f), np.float32)
+    g2 = g.reshape((n_ * pixels, f))
+    for job in prange(jobs):
+        n0 = job * group
+        n1 = min(n_, n0 + group)
+        cols = np.empty(((n1 - n0) * pixels, k), np.float32)
+        for n in range(n0, n1):
+            _im2col(x, n, 0, pixels, cols[(n - n0) * pixels : (n - n0 + 1) * pixels], geometry, (oh_, ow_))
+        np.dot(cols.T, g2[n0 * pixels : n1 * pixels], partial[job])
     out[:, :] = partial.sum(axis=0)
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
 def max_pool_grad(x, g, out, geometry):
     """Each window's gradient goes to its first maximum (row-major), overlaps add up.
-    geometry = (KD, KH, KW, SD, SH, SW, PD, PH, PW); x, out (N, D, H, W, C)."""
+    geometry = (KD, KH, KW, SD, SH, SW, PD, PH, PW); x, out (N, D, H, W, C). Channels
+    innermost, so the comparisons vectorize."""
     kd_, kh_, kw_, sd, sh, sw, pd, ph, pw = geometry
     n_, od_, oh_, ow_, c = g.shape
     _, d_in, h_in, w_in, _ = x.shape
     for n in prange(n_):
         out[n] = 0.0
+        best = np.empty(c, np.float32)
+        where = np.empty(c, np.int64)
+        target = out[n].reshape((d_in * h_in * w_in, c))
         for od in range(od_):
             for oh in range(oh_):
                 for ow in range(ow_):
+                    best[:] = -np.inf
+                    where[:] = -1
+                    for kd in range(kd_):
+                        idd = od * sd - pd + kd
+                        for kh in range(kh_):
+                            ih = oh * sh - ph + kh
+                            for kw in range(kw_):
+                                iw = ow * sw - pw + kw
+                                if 0 <= idd < d_in and 0 <= ih < h_in and 0 <= iw < w_in:
+                                    cell = (idd * h_in + ih) * w_in + iw
+                                    row = x[n, idd, ih, iw]
+                                    for ch in range(c):
+                                        if row[ch] > best[ch]:
+                                            best[ch] = row[ch]
+                                            where[ch] = cell
+                    grad = g[n, od, oh, ow]
                     for ch in range(c):
-                        best = -np.inf
-                        bd, bh, bw = -1, -1, -1
-                        for kd in range(kd_):
-                            idd = od * sd - pd + kd
-                            for kh in range(kh_):
-                                ih = oh * sh - ph + kh
-                                for kw in range(kw_):
-                                    iw = ow * sw - pw + kw
-                                    if 0 <= idd < d_in and 0 <= ih < h_in and 0 <= iw < w_in:
-                                        v = x[n, idd, ih, iw, ch]
-                                        if v > best:
-                                            best, bd, bh, bw = v, idd, ih, iw
-                        if bd >= 0:
-                            out[n, bd, bh, bw, ch] += g[n, od, oh, ow, ch]
+                        if where[ch] >= 0:
+                            target[where[ch], ch] += grad[ch]
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)

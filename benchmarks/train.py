@@ -1,0 +1,150 @@
+"""Training step time: kcompile's compiled training step against Keras's fit step
+(TensorFlow backend, plain and jit_compile=True), side by side, in one run.
+
+    python benchmarks/train.py                          # batch 128, 2 threads
+    python benchmarks/train.py --models mnist_mlp --seconds 1
+
+Steady state: each framework runs a few warm-up steps, then the median step time of
+train_on_batch on the same batch is reported. Peak memory: a fresh process per
+framework trains 5 steps. Results go to stdout and to --out as Markdown."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import numpy as np  # noqa: E402
+
+from measure import median_time, set_threads  # noqa: E402
+from models import build_model  # noqa: E402
+
+MODELS = ["mnist_mlp", "mnist_cnn", "cifar10_cnn", "cifar10_resnet", "antirectifier"]
+OPTIMIZER = {"class_name": "Adam", "config": {"learning_rate": 1e-3}}
+
+
+def batch_for(model, batch: int):
+    rng = np.random.default_rng(0)
+    x = rng.random((batch,) + tuple(model.inputs[0].shape[1:])).astype(np.float32)
+    return x, rng.integers(0, 10, batch)
+
+
+def memory(kind: str, path: str, name: str, batch: int, threads: int) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads)}
+    task = json.dumps({"kind": kind, "path": path, "name": name, "batch": batch, "threads": threads})
+    result = subprocess.run([sys.executable, __file__, "--memory-worker", task], capture_output=True, text=True, env=env)
+    try:
+        return float(result.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return float("nan")
+
+
+def memory_worker(task: dict):
+    """Train 5 steps in this fresh process and print its peak resident memory (MB)."""
+    import keras
+
+    from kcompile import zoo
+
+    keras.utils.set_random_seed(0)
+    custom = {"Antirectifier": zoo.antirectifier_layer_class(keras)} if task["name"] == "antirectifier" else None
+    if task["kind"] == "kcompile":
+        import kcompile
+
+        model = kcompile.compile(task["path"], custom_objects=custom)
+        model.compile(optimizer=OPTIMIZER, loss="sparse_categorical_crossentropy")
+        shape = model.inputs[0].type.concrete(task["batch"])
+    else:
+        model = keras.models.load_model(task["path"], custom_objects=custom)
+        model.compile(optimizer=keras.optimizers.deserialize(OPTIMIZER), loss="sparse_categorical_crossentropy",
+                      jit_compile=task["kind"] == "keras_xla")
+        shape = (task["batch"],) + tuple(model.inputs[0].shape[1:])
+    rng = np.random.default_rng(0)
+    x, y = rng.random(shape).astype(np.float32), rng.integers(0, 10, task["batch"])
+    for _ in range(5):
+        model.train_on_batch(x, y)
+    with open("/proc/self/status") as f:
+        print(next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024)
+
+
+def bench(name: str, folder: str, args) -> dict:
+    import keras
+
+    import kcompile
+
+    keras_model, custom = build_model(name)
+    path = os.path.join(folder, f"{name}.keras")
+    keras_model.save(path)
+    x, y = batch_for(keras_model, args.batch)
+    row = {"model": name}
+
+    compiled = kcompile.compile(path, custom_objects=custom)
+    compiled.compile(optimizer=OPTIMIZER, loss="sparse_categorical_crossentropy")
+    for _ in range(3):
+        compiled.train_on_batch(x, y)
+    row["kcompile"] = median_time(lambda: compiled.train_on_batch(x, y), args.seconds)
+
+    for key, jit in (("keras", False), ("keras_xla", True)):
+        reference = keras.models.load_model(path, custom_objects=custom)
+        reference.compile(optimizer=keras.optimizers.deserialize(OPTIMIZER), loss="sparse_categorical_crossentropy",
+                          jit_compile=jit)
+        try:
+            for _ in range(3):
+                reference.train_on_batch(x, y)
+            row[key] = median_time(lambda: reference.train_on_batch(x, y), args.seconds)
+        except Exception as e:  # XLA cannot compile some models
+            row[key] = None
+            row[f"{key}_error"] = f"{type(e).__name__}: {str(e)[:80]}"
+    for kind in ("kcompile", "keras"):
+        row[f"memory_{kind}"] = memory(kind, path, name, args.batch, args.threads)
+    return row
+
+
+def markdown(rows, batch: int, threads: int) -> str:
+    def ms(t):
+        return "n/a" if t is None else f"{t * 1e3:.1f} ms"
+
+    def ratio(a, b):
+        return "n/a" if a is None or b is None else f"{a / b:.2f}"
+
+    out = [f"Training step at batch {batch}, {threads} threads (Adam, sparse categorical crossentropy); median of "
+           "steady-state train_on_batch. Ratios: kcompile time / Keras time.", "",
+           "| model | kcompile step | Keras fit step | ratio | Keras fit step, jit_compile | ratio | "
+           "peak RSS kcompile | peak RSS Keras | memory ratio |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['model']} | {ms(r['kcompile'])} | {ms(r['keras'])} | {ratio(r['kcompile'], r['keras'])} | "
+                   f"{ms(r['keras_xla'])} | {ratio(r['kcompile'], r['keras_xla'])} | {r['memory_kcompile']:.0f} MB | "
+                   f"{r['memory_keras']:.0f} MB | {ratio(r['memory_kcompile'], r['memory_keras'])} |")
+    return "\n".join(out)
+
+
+def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--memory-worker":
+        memory_worker(json.loads(sys.argv[2]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--out", default=os.path.join(HERE, "train_results.md"))
+    args = parser.parse_args()
+    set_threads(args.threads)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="kcompile-train-bench-") as folder:
+        for name in args.models.split(","):
+            rows.append(bench(name, folder, args))
+            print(f"# {name} done", file=sys.stderr, flush=True)
+    text = f"Command: `python benchmarks/train.py {' '.join(sys.argv[1:])}`\n\n{markdown(rows, args.batch, args.threads)}\n"
+    print(text)
+    with open(args.out, "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()
