@@ -24,10 +24,8 @@ from ..ir.serialize import graph_from_json, graph_to_json, load_params, save_par
 def save_artifact(model, path: str):
     """Write the artifact atomically (a temporary folder renamed into place), compiled
     and warmed up so that loading it hits the Numba cache."""
-    from ..codegen.numba_cpu.compiler import compile_graph
+    from ..api import TARGETS
 
-    if model.target != "cpu":
-        raise KcompileError(f"saving artifacts for target {model.target!r} is not supported")
     path = os.path.abspath(path)
     parent = os.path.dirname(path) or "."
     os.makedirs(parent, exist_ok=True)
@@ -36,7 +34,7 @@ def save_artifact(model, path: str):
         with open(os.path.join(tmp, "graph.json"), "w") as f:
             f.write(graph_to_json(model.optimized))
         save_params(model.optimized, os.path.join(tmp, "params.npz"))
-        program = compile_graph(model.optimized, folder=tmp)
+        program = TARGETS[model.target](model.optimized, folder=tmp)
         _warm_up(program)
         meta = {
             "format": "kcompile-artifact/1",
@@ -64,7 +62,7 @@ def _warm_up(program):
 
 
 def load_artifact(path: str):
-    from ..codegen.numba_cpu.compiler import compile_graph
+    from ..api import TARGETS
     from .compiled_model import CompiledModel
 
     meta_path = os.path.join(path, "meta.json")
@@ -80,7 +78,10 @@ def load_artifact(path: str):
         mtime = meta.get("kernels_mtime_ns")
         if mtime and os.stat(kernels).st_mtime_ns != mtime:
             os.utime(kernels, ns=(mtime, mtime))
-    program = compile_graph(graph, folder=path)
-    model = CompiledModel(graph, graph, program, meta.get("target", "cpu"))
+    target = meta.get("target", "cpu")
+    if target not in TARGETS:
+        raise KcompileError(f"{path}: built for target {target!r}, which this kcompile does not have")
+    program = TARGETS[target](graph, folder=path)
+    model = CompiledModel(graph, graph, program, target)
     model.artifact_path = path
     return model

@@ -26,7 +26,6 @@ TensorFlow is never imported here except lazily, to convert a keras.losses.Loss.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import os
-import sys
 import threading
 import time
 
@@ -19,6 +17,7 @@ from ... import __version__
 from ...errors import KcompileError
 from ...ir import Graph
 from ...passes import MemoryPlan, plan_memory
+from ..common import cache_root, load_module, write_source
 from .emitter import Emitter
 from .lowerings import LOWERINGS
 from .threads import configure_threading
@@ -83,25 +82,6 @@ def generate_source(graph: Graph, plan: MemoryPlan):
     return source, em.pool.arrays()
 
 
-def cache_root() -> str:
-    return os.environ.get("KCOMPILE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "kcompile")
-
-
-_MODULES: dict = {}  # (path, digest) -> module: a rebuilt model with new weights reuses its kernels
-
-
-def load_module(path: str, name: str):
-    key = (path, name)
-    if key in _MODULES:
-        return _MODULES[key]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    _MODULES[key] = module
-    return module
-
-
 class NumbaProgram:
     """A compiled graph: call with input arrays (batch first) to get output arrays."""
 
@@ -111,14 +91,7 @@ class NumbaProgram:
         self.external = list(external)  # arrays bound in place of the external inputs
         self.graph, self.plan, self.source, self.pools = graph, plan, source, pools
         self.digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-        folder = folder or os.path.join(cache_root(), self.digest)
-        os.makedirs(folder, exist_ok=True)
-        self.path = os.path.join(folder, "kernels.py")
-        if not os.path.exists(self.path) or open(self.path).read() != source:
-            tmp = f"{self.path}.{os.getpid()}.tmp"
-            with open(tmp, "w") as f:
-                f.write(source)
-            os.replace(tmp, self.path)
+        self.path = write_source(folder or os.path.join(cache_root(), self.digest), source)
         self.module = load_module(self.path, f"kcompile_generated_{self.digest}")
         self._local = threading.local()
 

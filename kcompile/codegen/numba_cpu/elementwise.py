@@ -69,7 +69,7 @@ def elementwise_kernel(name: str, node: Node, comment: str) -> str:
     out = node.output
     inputs = node.inputs
     same = all(v.shape == out.shape for v in inputs)
-    lines = [f"@njit(cache=True, nogil=True, fastmath=FASTMATH)", f"def {name}({', '.join(f'in{k}' for k in range(len(inputs)))}, out):",
+    lines = ["@njit(cache=True, nogil=True, fastmath=FASTMATH)", f"def {name}({', '.join(f'in{k}' for k in range(len(inputs)))}, out):",
              f'    """{comment}"""']
     if same:
         # Every operand has the output's shape: one flat loop.

@@ -9,48 +9,11 @@ Numba compiles only small functions (the kernel library itself is compiled once 
 machine)."""
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from ...ir import Graph, Value
 from ...passes.memory import ITEMSIZE, MemoryPlan
-
-# Constant pools: one flat array per dtype, passed to `bind` as W, WI and WL.
-POOLS = {"float32": "W", "int32": "WI", "int64": "WL"}
-POOL_ALIGN = 16  # elements
-
-
-class ConstantPool:
-    def __init__(self):
-        self.chunks = {dtype: [] for dtype in POOLS}
-        self.sizes = {dtype: 0 for dtype in POOLS}
-
-    def add(self, array: np.ndarray) -> str:
-        """Store a constant; returns the expression that views it inside `bind`."""
-        dtype = str(array.dtype)
-        if dtype not in POOLS:
-            raise ValueError(f"constants of dtype {dtype} are not supported")
-        array = np.ascontiguousarray(array)
-        start = self.sizes[dtype]
-        self.chunks[dtype].append((start, array.reshape(-1)))
-        self.sizes[dtype] = start + -(-max(array.size, 1) // POOL_ALIGN) * POOL_ALIGN
-        view = f"{POOLS[dtype]}[{start}:{start + array.size}]"
-        return f"{view}.reshape({tuple(array.shape)})" if array.ndim != 1 else view
-
-    def arrays(self) -> dict:
-        blobs = {}
-        for dtype, name in POOLS.items():
-            blob = np.zeros(max(self.sizes[dtype], POOL_ALIGN), dtype)
-            for start, flat in self.chunks[dtype]:
-                blob[start : start + flat.size] = flat
-            blobs[name] = blob
-        return blobs
-
-
-def identifier(name: str) -> str:
-    return re.sub(r"\W", "_", name)
-
+from ..common import ConstantPool, identifier
 
 class Emitter:
     """What a lowering writes with: names for values, shape expressions, constants,

@@ -6,6 +6,7 @@ import numpy as np
 
 from ...errors import KcompileError
 from ...ir import Kind, all_primitives
+from ..common import LoweringTable
 from ...ir.ops.shape import resize_source
 from ...ir.program import format_program
 from ...passes.rewrite import per_channel
@@ -15,16 +16,9 @@ from .kernels.rnn import ACTIVATIONS as RNN_ACTIVATIONS
 from .kernels.rnn import CELLS
 from .kernels.scalar import OPCODES
 
-LOWERINGS: dict = {}
-
-
-def lowering(*ops):
-    def register(fn):
-        for op in ops:
-            LOWERINGS[op] = fn
-        return fn
-
-    return register
+LOWERINGS = LoweringTable()
+lowering = LOWERINGS.register
+missing_lowerings = LOWERINGS.missing
 
 
 def _tuple(items) -> str:
@@ -372,9 +366,6 @@ def lower_rnn(em, node):
     em.call("N.rnn", str(CELLS[node.op]), xw, em.ref(recurrent), em.const(recurrent_bias.astype(np.float32)),
             mask_expr, h0, c0, y, h_out, c_out, str(act), str(rec), _tuple(flags))
 
-
-def missing_lowerings() -> list:
-    return sorted(set(all_primitives()) - set(LOWERINGS))
 
 
 # -- backward-only primitives (training graphs) ------------------------------------------------------

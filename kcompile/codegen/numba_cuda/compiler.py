@@ -12,9 +12,7 @@ Python, and require_cuda() runs (and raises a KcompileError) only when a program
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
-import sys
 import threading
 
 import numpy as np
@@ -24,6 +22,7 @@ from ...errors import KcompileError
 from ...ir import Graph
 from ...passes import MemoryPlan, plan_memory
 from .availability import require_cuda, simulator_enabled
+from ..common import cache_root, load_module, write_source
 from .emitter import Emitter
 from .lowerings import LOWERINGS
 from .tuning import GPU, SIMULATOR, Tuning
@@ -97,18 +96,6 @@ def generate_source(graph: Graph, plan: MemoryPlan, tuning: Tuning = GPU):
     return source, em.pool.arrays(), em.checks
 
 
-def cache_root() -> str:
-    return os.environ.get("KCOMPILE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "kcompile")
-
-
-def load_module(path: str, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 class CudaProgram:
     """A compiled graph on the GPU: call with input arrays (batch first) to get output arrays."""
 
@@ -117,14 +104,7 @@ class CudaProgram:
         self.cuda = require_cuda()
         self.graph, self.plan, self.source, self.tuning = graph, plan, source, tuning
         self.digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-        folder = folder or os.path.join(cache_root(), f"cuda-{self.digest}")
-        os.makedirs(folder, exist_ok=True)
-        self.path = os.path.join(folder, "kernels.py")
-        if not os.path.exists(self.path) or open(self.path).read() != source:
-            tmp = f"{self.path}.{os.getpid()}.tmp"
-            with open(tmp, "w") as f:
-                f.write(source)
-            os.replace(tmp, self.path)
+        self.path = write_source(folder or os.path.join(cache_root(), f"cuda-{self.digest}"), source)
         self.module = load_module(self.path, f"kcompile_cuda_{self.digest}")
         # Device-resident constants, copied once.
         self.pools = {name: self.cuda.to_device(blob) for name, blob in pools.items()}

@@ -6,6 +6,7 @@ import numpy as np
 
 from ...errors import KcompileError
 from ...ir import Kind, all_primitives
+from ..common import LoweringTable
 from ...ir.ops.shape import resize_source
 from ...ir.program import format_program
 from ...passes.rewrite import per_channel
@@ -14,16 +15,9 @@ from .elementwise import elementwise_kernel, program_lines, program_of
 from .elementwise import literal as scalar_literal
 from .source import unflatten
 
-LOWERINGS: dict = {}
-
-
-def lowering(*ops):
-    def register(fn):
-        for op in ops:
-            LOWERINGS[op] = fn
-        return fn
-
-    return register
+LOWERINGS = LoweringTable()
+lowering = LOWERINGS.register
+missing_lowerings = LOWERINGS.missing
 
 
 def _doc(node, text: str) -> str:
@@ -550,6 +544,3 @@ def lower_scatter_add(em, node):
     em.launch_1d(name, f"{em.size(indices)} * {width}", em.flat(indices), em.view(updates, [em.size(indices), width]),
                  table, "flags")
 
-
-def missing_lowerings() -> list:
-    return sorted(set(all_primitives()) - set(LOWERINGS))

@@ -20,9 +20,7 @@ MIN_OPSET = 13  # Squeeze/Unsqueeze/ReduceSum take axes as inputs; Softmax works
 PROTOBUF_LIMIT = 2**31  # a ModelProto serializes to at most 2 GiB
 
 
-def missing_lowerings() -> list:
-    """Registered primitives the ONNX backend has no table entry for."""
-    return sorted(op for op in all_primitives() if op not in LOWERINGS)
+missing_lowerings = LOWERINGS.missing
 
 
 @functools.lru_cache(maxsize=None)

@@ -20,8 +20,7 @@ def value_of(ctx, v, like=None):
 
 
 def _operands(ctx, a, c):
-    a_is_value, c_is_value = hasattr(a, "type"), hasattr(c, "type")
-    a = value_of(ctx, a, c if c_is_value else None)
+    a = value_of(ctx, a, c if hasattr(c, "type") else None)
     c = value_of(ctx, c, a)
     if a.dtype != c.dtype:  # Keras promotes ints against floats
         a = a if a.dtype == "float32" else ctx.b.cast(a, dtype="float32")
