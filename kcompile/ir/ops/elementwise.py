@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
 
 from ..graph import TensorType
 from ..program import program_type, run_program
@@ -33,6 +32,18 @@ def _typed(fn):
     return lambda x: np.asarray(fn(x), dtype=x.dtype)
 
 
+def _sigmoid(x):
+    with np.errstate(over="ignore"):
+        e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _erf(x):
+    from scipy import special  # imported on first use: it costs a third of a second
+
+    return special.erf(x)
+
+
 def _softplus(x):
     # log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|)).
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
@@ -51,9 +62,9 @@ UNARY = {
     "square": (np.square, "x * x"),
     "reciprocal": (lambda x: 1 / x, "1 / x"),
     "tanh": (np.tanh, "hyperbolic tangent"),
-    "sigmoid": (special.expit, "1 / (1 + e^-x)"),
+    "sigmoid": (_sigmoid, "1 / (1 + e^-x)"),
     "relu": (lambda x: np.maximum(x, 0), "max(x, 0)"),
-    "erf": (special.erf, "Gauss error function"),
+    "erf": (_erf, "Gauss error function"),
     "sign": (np.sign, "-1, 0 or 1"),
     "floor": (np.floor, "round down"),
     "softplus": (_softplus, "log(1 + e^x)"),
