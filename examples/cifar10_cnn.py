@@ -11,8 +11,8 @@ InverseTimeDecay schedule). Data augmentation is optional here (--augment; a Num
 version of the original's ImageDataGenerator settings, applied once per epoch).
 With --data cifar-10-batches-py it trains 100 epochs at batch 32 as the original. No
 CIFAR-10 can be downloaded here, so without --data it trains on a SYNTHETIC
-CIFAR-shaped set (2000 + 500 images of 10 noisy colour patterns): 6 epochs at batch 32
-there, to finish in about two minutes on two cores. Its accuracy says nothing about
+CIFAR-shaped set (2000 + 500 images of 10 noisy colour patterns): 8 epochs at batch 32
+there, to finish in about a minute on two cores. Its accuracy says nothing about
 CIFAR-10.
 
     python examples/cifar10_cnn.py                   # synthetic stand-in
@@ -22,7 +22,7 @@ CIFAR-10.
 import common
 
 ORIGINAL = {"epochs": 100, "batch_size": 32}
-STAND_IN = {"epochs": 6, "batch_size": 32}
+STAND_IN = {"epochs": 8, "batch_size": 32}
 num_classes = 10
 
 

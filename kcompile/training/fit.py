@@ -13,7 +13,6 @@ import threading
 import numpy as np
 
 from ..errors import InputError, KcompileError
-from ..ir import GraphBuilder, Graph
 from ..runtime.inputs import batch_size_of, normalize_inputs
 
 
@@ -187,20 +186,9 @@ class Evaluator:
         from ..api import TARGETS
         from ..passes import run_pipeline
 
-        graph: Graph = model.graph.copy()
-        b = GraphBuilder(graph=graph)
-        total, self.n_targets = None, 0
-        for k, (pred, loss, weight) in enumerate(zip(list(graph.outputs), model.losses, model.loss_weights)):
-            if loss is None:
-                continue
-            spec = loss.label_spec(pred.type)
-            target = b.input(f"target/{graph.output_names[k]}", spec.shape, spec.dtype)
-            self.n_targets += 1
-            term = loss.build(b, pred, target)
-            term = term if weight == 1.0 else b.mul(term, b.const(float(weight)))
-            total = term if total is None else b.add(total, term)
-        graph.outputs = [total] + graph.outputs
-        graph.output_names = ["loss"] + graph.output_names
+        from .trainer import with_loss
+
+        graph, _ = with_loss(model.graph.copy(), model.losses, model.loss_weights)
         self.program = TARGETS[model.target](run_pipeline(graph, disable=model.disable_passes))
 
     def regularization(self, model) -> float:

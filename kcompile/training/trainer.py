@@ -33,6 +33,33 @@ def draw_random_inputs(specs, values, batch: int, rng: np.random.Generator) -> l
     return arrays
 
 
+def with_loss(graph, losses: list, loss_weights: list) -> tuple:
+    """Make output 0 of `graph` the per-sample total loss: the weighted losses of the
+    outputs plus activity regularization. Adds one target input per loss (after the
+    existing inputs); returns (graph, the target Values)."""
+    b = GraphBuilder(graph=graph)
+    targets, total = [], None
+    for k, (pred, loss, weight) in enumerate(zip(list(graph.outputs), losses, loss_weights)):
+        if loss is None:
+            continue
+        spec = loss.label_spec(pred.type)
+        targets.append(b.input(f"target/{graph.output_names[k]}", spec.shape, spec.dtype))
+        term = loss.build(b, pred, targets[-1])
+        term = term if weight == 1.0 else b.mul(term, b.const(float(weight)))
+        total = term if total is None else b.add(total, term)
+    if total is None:
+        raise KcompileError("compile() needs a loss for at least one output")
+    for regularizer, value in activity_regularizers(graph):
+        axes = tuple(range(1, value.rank))
+        if regularizer.l2:
+            total = b.add(total, b.mul(b.reduce_sum(b.square(value), axes=axes), b.const(regularizer.l2)))
+        if regularizer.l1:
+            total = b.add(total, b.mul(b.reduce_sum(b.abs(value), axes=axes), b.const(regularizer.l1)))
+    graph.outputs = [total] + graph.outputs
+    graph.output_names = ["loss"] + graph.output_names
+    return graph, targets
+
+
 class Trainer:
     """compile(optimizer, loss, metrics) for one CompiledModel: builds and runs steps."""
 
@@ -58,7 +85,7 @@ class Trainer:
         self.state_updates = [(name, index + 1) for name, index in forward.meta.get("state_updates", [])]
         state = list(dict.fromkeys(name for name, _ in self.state_updates))
         self.penalties = penalties_for(forward, self.wrt)
-        graph = self._add_losses(forward)
+        graph, self.target_values = with_loss(forward, losses, loss_weights)
         bound = self.wrt + state  # weights the program reads in place
         train = gradient_graph(trainable_as_inputs(graph, bound), loss_output_index=0, wrt=self.wrt,
                                reduction="input")
@@ -75,32 +102,6 @@ class Trainer:
             shared = own.get((info["layer"], info["index"]))
             if shared is not None:
                 forward.params[name] = self.model.graph.params[shared]
-
-    def _add_losses(self, forward):
-        """Output 0: the per-sample total loss (then the predictions, then state updates).
-        Inputs: the model's, the random ones, then one target per loss."""
-        b = GraphBuilder(graph=forward)
-        targets, total = [], None
-        for k, (pred, loss, weight) in enumerate(zip(forward.outputs, self.losses, self.loss_weights)):
-            if loss is None:
-                continue
-            spec = loss.label_spec(pred.type)
-            targets.append(b.input(f"target/{forward.output_names[k]}", spec.shape, spec.dtype))
-            term = loss.build(b, pred, targets[-1])
-            term = term if weight == 1.0 else b.mul(term, b.const(float(weight)))
-            total = term if total is None else b.add(total, term)
-        if total is None:
-            raise KcompileError("compile() needs a loss for at least one output")
-        for regularizer, value in activity_regularizers(forward):
-            axes = tuple(range(1, value.rank))
-            if regularizer.l2:
-                total = b.add(total, b.mul(b.reduce_sum(b.square(value), axes=axes), b.const(regularizer.l2)))
-            if regularizer.l1:
-                total = b.add(total, b.mul(b.reduce_sum(b.abs(value), axes=axes), b.const(regularizer.l1)))
-        self.target_values = targets
-        forward.outputs = [total] + forward.outputs
-        forward.output_names = ["loss"] + forward.output_names
-        return forward
 
     # -- steps ---------------------------------------------------------------------------------
     def check_targets(self, targets: list, batch: int) -> list:

@@ -524,7 +524,9 @@ def _padded_input(nm, x, spatial, padded, pads, C, batch):
                 with otherwise:
                     zero(base, b.add(base, i64(row_len)))
 
-    nm.step(f"{x.name}_pad", body, ntasks=rows, cost=count)
+    # Costed above its element count: run in parallel, the padded rows stay in the cache of
+    # the thread whose convolution tasks read them.
+    nm.step(f"{x.name}_pad", body, ntasks=rows, cost=count * 8)
     return lambda f: nm.scratch_ptr(f, scratch)
 
 

@@ -87,7 +87,7 @@ typedef struct kc_pool {
     kcrt_task_fn fn;
     void *env;
     int64_t ntasks, nchunks;
-    atomic_uchar *claimed; /* per chunk */
+    kc_flag *claimed; /* per chunk, one cache line each */
     long spin_ns;
 } kc_pool;
 
@@ -116,14 +116,16 @@ static void run_chunks(kc_pool *p, int self) {
     void *env = p->env;
     int64_t ntasks = p->ntasks, nchunks = p->nchunks;
     int64_t share = (nchunks + p->nthreads - 1) / p->nthreads;
-    int64_t first = (self * share) % nchunks;
+    int64_t first = (self * share) % nchunks, done = 0;
     for (int64_t k = 0; k < nchunks; k++) {
         int64_t c = (first + k) % nchunks;
-        if (atomic_load_explicit(&p->claimed[c], memory_order_relaxed) || atomic_exchange(&p->claimed[c], 1)) continue;
+        atomic_int *flag = &p->claimed[c].value;
+        if (atomic_load_explicit(flag, memory_order_relaxed) || atomic_exchange(flag, 1)) continue;
         int64_t lo = c * ntasks / nchunks, hi = (c + 1) * ntasks / nchunks;
         fn(env, lo, hi);
-        atomic_fetch_add(&p->completed, hi - lo);
+        done += hi - lo;
     }
+    if (done) atomic_fetch_add(&p->completed, done);
 }
 
 static void *worker_main(void *arg_) {
@@ -190,7 +192,8 @@ static kc_pool *pool_start(int nthreads) {
     p->workers = calloc((size_t)nthreads, sizeof(pthread_t));
     p->busy = aligned_alloc(64, sizeof(kc_flag) * (size_t)nthreads);
     if (p->busy) memset(p->busy, 0, sizeof(kc_flag) * (size_t)nthreads);
-    p->claimed = calloc((size_t)nthreads * KC_CHUNKS_PER_THREAD, sizeof(atomic_uchar));
+    p->claimed = aligned_alloc(64, sizeof(kc_flag) * (size_t)nthreads * KC_CHUNKS_PER_THREAD);
+    if (p->claimed) memset(p->claimed, 0, sizeof(kc_flag) * (size_t)nthreads * KC_CHUNKS_PER_THREAD);
     atomic_store(&p->ticket, TICKET_CLOSED);
     const char *spin = getenv("KC_SPIN_US");
     p->spin_ns = (spin ? atol(spin) : 300) * 1000L;
@@ -217,7 +220,7 @@ static void pool_run(kc_pool *p, kcrt_task_fn fn, void *env, int64_t ntasks) {
     p->env = env;
     p->ntasks = ntasks;
     p->nchunks = ntasks < parts ? ntasks : parts;
-    for (int64_t c = 0; c < p->nchunks; c++) atomic_store_explicit(&p->claimed[c], 0, memory_order_relaxed);
+    for (int64_t c = 0; c < p->nchunks; c++) atomic_store_explicit(&p->claimed[c].value, 0, memory_order_relaxed);
     atomic_store(&p->completed, 0);
     uint64_t gen = (TICKET_GEN(atomic_load(&p->ticket)) + 1) & ((UINT64_C(1) << (64 - TICKET_INDEX_BITS)) - 1);
     atomic_store(&p->ticket, gen << TICKET_INDEX_BITS); /* publish: index 0 of job gen */
