@@ -1,6 +1,8 @@
 """The `kcompile` command.
 
     kcompile MODEL [-o OUT] [--target cpu|cuda]   build an artifact (kcompile.load reads it)
+    kcompile MODEL --target native [-o libM.so]   build a standalone C library (+ libM.h)
+    kcompile run libM.so --input x.npy [-o y.npy]   run a native library on .npy inputs
     kcompile inspect MODEL [--ir] [--source] the layer table, the IR, the generated code
     kcompile bench MODEL_OR_ARTIFACT [--batch 1,128]   latency and throughput
     kcompile export MODEL --onnx OUT.onnx [--opset N]   ONNX, without TensorFlow
@@ -70,6 +72,11 @@ def cmd_build(args, parser):
 
     from . import compile as compile_model
 
+    if args.target == "native":
+        from .codegen.native.cli import build_file, describe_build
+
+        print(describe_build(build_file(args.model, args.output, input_shapes=_parse_shapes(args.input_shape))))
+        return 0
     out = args.output or os.path.splitext(os.path.basename(args.model))[0] + ".kc"
     model = compile_model(args.model, target=args.target, input_shapes=_parse_shapes(args.input_shape))
     model.save(out)
@@ -79,8 +86,8 @@ def cmd_build(args, parser):
 
 def _build_args(parser):
     _add_model_args(parser)
-    parser.add_argument("-o", "--output", help="artifact folder (default: MODEL name + .kc)")
-    parser.add_argument("--target", default="cpu", choices=["cpu", "cuda"], help="backend")
+    parser.add_argument("-o", "--output", help="artifact folder (default: MODEL name + .kc; libMODEL.so for native)")
+    parser.add_argument("--target", default="cpu", choices=["cpu", "cuda", "native"], help="backend")
 
 
 def _load_any(path: str, input_shapes=None):
@@ -126,7 +133,25 @@ def _export_args(parser):
     parser.add_argument("--opset", type=int, help="ONNX opset (default: the newest ONNX Runtime runs)")
 
 
-ARGUMENTS = {"inspect": _inspect_args, "build": _build_args, "bench": _bench_args, "export": _export_args}
+@command("run", "run a native library (kcompile MODEL --target native) on .npy inputs")
+def cmd_run(args, parser):
+    from .codegen.native.cli import run_files
+
+    print(run_files(args.library, args.input, args.output, threads=args.threads))
+    return 0
+
+
+def _run_args(parser):
+    parser.add_argument("library", help="a library built with --target native")
+    parser.add_argument("--input", action="append", required=True, metavar="X.npy",
+                        help="an input, in order, or NAME=X.npy; one .npz holds all inputs by name")
+    parser.add_argument("-o", "--output", action="append", metavar="Y.npy",
+                        help="an output file per model output, or one .npz for all")
+    parser.add_argument("--threads", type=int, help="threads the library may use (default: all cores)")
+
+
+ARGUMENTS = {"inspect": _inspect_args, "build": _build_args, "bench": _bench_args, "export": _export_args,
+             "run": _run_args}
 
 
 def build_parser():

@@ -79,3 +79,28 @@ def test_depthwise_convolution_has_its_own_kernel(native_tmp):
     x_ = rng.normal(size=(3, 9, 9, 20)).astype(np.float32)
     (got,) = run_library(library, [x_])
     np.testing.assert_allclose(got, interpret(graph, [x_])[0], rtol=1e-5, atol=1e-5)
+
+
+def test_command_line_builds_and_runs_a_library(tmp_path, capsys):
+    from kcompile.cli import main
+
+    K = keras3()
+    model = randomize(K.Sequential([K.Input((6,)), K.layers.Dense(3, activation="relu")]), seed=2)
+    path = str(tmp_path / "cli.keras")
+    model.save(path)
+    library = str(tmp_path / "libcli.so")
+    assert main([path, "--target", "native", "-o", library]) == 0
+    assert "libcli.so" in capsys.readouterr().out and (tmp_path / "cli.h").exists()
+    x = np.random.default_rng(3).normal(size=(5, 6)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", library, "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy"),
+                 "--threads", "1"]) == 0
+    (expected,) = keras_outputs(model, [x])
+    assert_close(np.load(tmp_path / "y.npy"), expected, "kcompile run")
+
+    np.save(tmp_path / "bad.npy", x[:, :4])
+    assert main(["run", library, "--input", str(tmp_path / "bad.npy"), "-o", str(tmp_path / "z.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "expects shape" in err and "Traceback" not in err and not (tmp_path / "z.npy").exists()
+    assert main(["run", str(tmp_path / "missing.so"), "--input", str(tmp_path / "x.npy")]) == 2
+    assert "missing.so" in capsys.readouterr().err
