@@ -3,19 +3,11 @@ the node's steps to the NativeModule `nm` (see module.py)."""
 from __future__ import annotations
 
 from ...ir import Kind, all_primitives
+from ..common import LoweringTable
 from . import k_elementwise, k_gemm, k_grad, k_movement, k_reduce, k_rnn
 
-LOWERINGS: dict = {}
-
-
-def lowering(*ops):
-    def register(fn):
-        for op in ops:
-            LOWERINGS[op] = fn
-        return fn
-
-    return register
-
+LOWERINGS = LoweringTable()
+lowering = LOWERINGS.register
 
 ELEMENTWISE_OPS = [name for name, p in all_primitives().items() if p.kind in (Kind.ELEMENTWISE, Kind.BROADCAST)]
 
@@ -42,6 +34,4 @@ lowering("conv_weight_grad")(k_grad.lower_conv_weight_grad)
 lowering("max_pool_grad")(k_grad.lower_max_pool_grad)
 lowering("scatter_add")(k_grad.lower_scatter_add)
 
-
-def missing_lowerings() -> list:
-    return sorted(set(all_primitives()) - set(LOWERINGS))
+missing_lowerings = LOWERINGS.missing
