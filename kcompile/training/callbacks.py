@@ -142,6 +142,22 @@ def _flatten(callbacks) -> list:
     return [callbacks]
 
 
+def _forwarding(hook: str):
+    """A CallbackList method that calls `hook` on every callback, with Callback's
+    signature for that hook (batch or epoch hooks take the index before the logs)."""
+    if "batch" in hook:
+        def method(self, batch, logs=None):
+            self._call(hook, batch, logs)
+    elif "epoch" in hook:
+        def method(self, epoch, logs=None):
+            self._call(hook, epoch, logs)
+    else:
+        def method(self, logs=None):
+            self._call(hook, logs)
+    method.__name__ = method.__qualname__ = hook
+    return method
+
+
 class CallbackList(Callback):
     """Calls each hook on every callback in order. History, then the ProgbarLogger, are
     appended after the user's callbacks (unless the user passed their own)."""
@@ -201,53 +217,23 @@ class CallbackList(Callback):
                 getattr(callback, hook)(*args[:-1], logs)
         return logs
 
-    def on_batch_begin(self, batch, logs=None):
-        self._call("on_batch_begin", batch, logs)
-
-    def on_batch_end(self, batch, logs=None):
-        self._call("on_batch_end", batch, logs)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._call("on_epoch_begin", epoch, logs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._call("on_epoch_end", epoch, logs)
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._call("on_train_batch_begin", batch, logs)
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._call("on_train_batch_end", batch, logs)
-
-    def on_test_batch_begin(self, batch, logs=None):
-        self._call("on_test_batch_begin", batch, logs)
-
-    def on_test_batch_end(self, batch, logs=None):
-        self._call("on_test_batch_end", batch, logs)
-
-    def on_predict_batch_begin(self, batch, logs=None):
-        self._call("on_predict_batch_begin", batch, logs)
-
-    def on_predict_batch_end(self, batch, logs=None):
-        self._call("on_predict_batch_end", batch, logs)
-
-    def on_train_begin(self, logs=None):
-        self._call("on_train_begin", logs)
-
-    def on_train_end(self, logs=None):
-        self._call("on_train_end", logs)
-
-    def on_test_begin(self, logs=None):
-        self._call("on_test_begin", logs)
-
-    def on_test_end(self, logs=None):
-        self._call("on_test_end", logs)
-
-    def on_predict_begin(self, logs=None):
-        self._call("on_predict_begin", logs)
-
-    def on_predict_end(self, logs=None):
-        self._call("on_predict_end", logs)
+    # Every hook just hands its logs on to all callbacks.
+    on_batch_begin = _forwarding("on_batch_begin")
+    on_batch_end = _forwarding("on_batch_end")
+    on_epoch_begin = _forwarding("on_epoch_begin")
+    on_epoch_end = _forwarding("on_epoch_end")
+    on_train_batch_begin = _forwarding("on_train_batch_begin")
+    on_train_batch_end = _forwarding("on_train_batch_end")
+    on_test_batch_begin = _forwarding("on_test_batch_begin")
+    on_test_batch_end = _forwarding("on_test_batch_end")
+    on_predict_batch_begin = _forwarding("on_predict_batch_begin")
+    on_predict_batch_end = _forwarding("on_predict_batch_end")
+    on_train_begin = _forwarding("on_train_begin")
+    on_train_end = _forwarding("on_train_end")
+    on_test_begin = _forwarding("on_test_begin")
+    on_test_end = _forwarding("on_test_end")
+    on_predict_begin = _forwarding("on_predict_begin")
+    on_predict_end = _forwarding("on_predict_end")
 
     def __iter__(self):
         return iter(self.callbacks)
@@ -349,11 +335,8 @@ class Progbar:
             info = f"%{digits}d/%d" % (current, self.target)
             info += f" - {now - self._start:.0f}s -{self._format_time(time_per_unit, self.unit_name)}"
             for k in self._values_order:
+                avg = self._average(k)
                 info += f" - {k}:"
-                value, count = self._values[k]
-                if not isinstance(value, float):
-                    value = np.mean(value)
-                avg = value / max(1, count)
                 info += f" {avg:.4f}" if avg > 1e-3 else f" {avg:.4e}"
             print_msg(info + "\n", line_break=False)
         self._last_update = now
@@ -394,10 +377,8 @@ class Progbar:
         for k in self._values_order:
             info += f" - {k}:"
             if isinstance(self._values[k], list):
-                value, count = self._values[k]
-                if not isinstance(value, float):
-                    value = np.mean(value)
-                avg = value / max(1, count)
+                avg = self._average(k)
+                # Keras compares abs(avg) here but avg on the verbose-2 line; kept as is.
                 info += f" {avg:.4f}" if abs(avg) > 1e-3 else f" {avg:.4e}"
             else:
                 info += f" {self._values[k]}"
@@ -409,6 +390,13 @@ class Progbar:
             message += "\n"
         print_msg(message, line_break=False)
         self._prev_total_width = total_width
+
+    def _average(self, k):
+        """The mean of metric `k` over the steps it was accumulated for."""
+        value, count = self._values[k]
+        if not isinstance(value, float):
+            value = np.mean(value)
+        return value / max(1, count)
 
     def add(self, n, values=None):
         self.update(self._seen_so_far + n, values)
@@ -457,16 +445,13 @@ class ProgbarLogger(Callback):
 
     def on_test_begin(self, logs=None):
         if not self._called_in_fit:
-            self._reset_progbar()
-            self._maybe_init_progbar()
+            self._restart_progbar()
 
     def on_predict_begin(self, logs=None):
-        self._reset_progbar()
-        self._maybe_init_progbar()
+        self._restart_progbar()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._reset_progbar()
-        self._maybe_init_progbar()
+        self._restart_progbar()
         if self.verbose and self.epochs > 1:
             print_msg(f"Epoch {epoch + 1}/{self.epochs}")
 
@@ -493,6 +478,10 @@ class ProgbarLogger(Callback):
     def _reset_progbar(self):
         self.seen = 0
         self.progbar = None
+
+    def _restart_progbar(self):
+        self._reset_progbar()
+        self._maybe_init_progbar()
 
     def _maybe_init_progbar(self):
         if self.progbar is None:
@@ -654,6 +643,17 @@ def _optimizers_of(model):
     return list(inner) if inner else [optimizer]
 
 
+def _log_learning_rates(model, logs: dict):
+    """Add the current learning rate to `logs`: "learning_rate", or with several
+    optimizers one "learning_rate_<name>" each."""
+    several = getattr(model.optimizer, "optimizers", None)
+    if several:
+        for opt in several:
+            logs[f"learning_rate_{opt.name}"] = float(np.asarray(opt.learning_rate))
+    else:
+        logs["learning_rate"] = float(np.asarray(model.optimizer.learning_rate))
+
+
 class ReduceLROnPlateau(MonitorCallback):
     """Multiply the optimizer's learning rate by `factor` (not below `min_lr`) when
     `monitor` has not improved for `patience` epochs; adds "learning_rate" to the logs."""
@@ -695,11 +695,7 @@ class ReduceLROnPlateau(MonitorCallback):
             self._set_monitor_op()
         logs = logs if logs is not None else {}
         several = getattr(self.model.optimizer, "optimizers", None)
-        if several:
-            for opt in several:
-                logs[f"learning_rate_{opt.name}"] = float(np.asarray(opt.learning_rate))
-        else:
-            logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
+        _log_learning_rates(self.model, logs)
         current = logs.get(self.monitor)
         if current is None:
             warnings.warn(f"Learning rate reduction is conditioned on metric `{self.monitor}` which is not "
@@ -757,14 +753,8 @@ class LearningRateScheduler(Callback):
                           f"{learning_rate}.")
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        several = getattr(self.model.optimizer, "optimizers", None)
-        if several:
-            for opt in several:
-                logs[f"learning_rate_{opt.name}"] = float(np.asarray(opt.learning_rate))
-        else:
-            logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
+        if logs is not None:
+            _log_learning_rates(self.model, logs)
 
 
 # -- saving and logging ----------------------------------------------------------------------------------------
