@@ -23,12 +23,16 @@ class LearningRateSchedule:
     """Base class: `__call__(step) -> float`, `get_config()`, `from_config()`."""
 
     keras_class = "LearningRateSchedule"
+    # The constructor arguments, kept as attributes of the same names: get_config's keys.
+    _config_keys: tuple = ()
 
     def __call__(self, step) -> float:
         raise NotImplementedError
 
     def get_config(self) -> dict:
-        raise NotImplementedError
+        if not self._config_keys:
+            raise NotImplementedError
+        return {key: getattr(self, key) for key in self._config_keys}
 
     @classmethod
     def from_config(cls, config: dict):
@@ -47,12 +51,13 @@ def _check_steps(name, value):
         raise KcompileError(f"Argument `{name}` must be > 0. Received: {name}={value}")
 
 
-class ExponentialDecay(LearningRateSchedule):
-    """initial_learning_rate * decay_rate ** (step / decay_steps) (floored with staircase)."""
+class _RateDecay(LearningRateSchedule):
+    """ExponentialDecay and InverseTimeDecay: the same arguments, and both decay with
+    the progress step / decay_steps (floored with staircase)."""
 
-    keras_class = "ExponentialDecay"
+    _config_keys = ("initial_learning_rate", "decay_steps", "decay_rate", "staircase", "name")
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase, name):
         _check_steps("decay_steps", decay_steps)
         self.initial_learning_rate = initial_learning_rate
         self.decay_steps = decay_steps
@@ -60,15 +65,21 @@ class ExponentialDecay(LearningRateSchedule):
         self.staircase = staircase
         self.name = name
 
-    def __call__(self, step):
+    def _progress(self, step) -> np.float32:
         p = F(step) / F(self.decay_steps)
-        if self.staircase:
-            p = np.floor(p)
-        return float(F(self.initial_learning_rate) * np.power(F(self.decay_rate), p))
+        return np.floor(p) if self.staircase else p
 
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+
+class ExponentialDecay(_RateDecay):
+    """initial_learning_rate * decay_rate ** (step / decay_steps) (floored with staircase)."""
+
+    keras_class = "ExponentialDecay"
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
+
+    def __call__(self, step):
+        return float(F(self.initial_learning_rate) * np.power(F(self.decay_rate), self._progress(step)))
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -76,6 +87,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
     boundaries[i], values[-1] after the last boundary."""
 
     keras_class = "PiecewiseConstantDecay"
+    _config_keys = ("boundaries", "values", "name")
 
     def __init__(self, boundaries, values, name="PiecewiseConstant"):
         if len(boundaries) != len(values) - 1:
@@ -97,12 +109,10 @@ class PiecewiseConstantDecay(LearningRateSchedule):
                 result += F(value)
         return float(result)
 
-    def get_config(self):
-        return {"boundaries": self.boundaries, "values": self.values, "name": self.name}
-
 
 class PolynomialDecay(LearningRateSchedule):
     keras_class = "PolynomialDecay"
+    _config_keys = ("initial_learning_rate", "decay_steps", "end_learning_rate", "power", "cycle", "name")
 
     def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0, cycle=False,
                  name="PolynomialDecay"):
@@ -125,32 +135,17 @@ class PolynomialDecay(LearningRateSchedule):
         p = step / decay_steps
         return float((initial - end) * np.power(F(1) - p, F(self.power)) + end)
 
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "end_learning_rate": self.end_learning_rate, "power": self.power, "cycle": self.cycle,
-                "name": self.name}
 
+class InverseTimeDecay(_RateDecay):
+    """initial_learning_rate / (1 + decay_rate * step / decay_steps) (floored with staircase)."""
 
-class InverseTimeDecay(LearningRateSchedule):
     keras_class = "InverseTimeDecay"
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="InverseTimeDecay"):
-        _check_steps("decay_steps", decay_steps)
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.decay_rate = decay_rate
-        self.staircase = staircase
-        self.name = name
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
     def __call__(self, step):
-        p = F(step) / F(self.decay_steps)
-        if self.staircase:
-            p = np.floor(p)
-        return float(F(self.initial_learning_rate) / (F(1) + F(self.decay_rate) * p))
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+        return float(F(self.initial_learning_rate) / (F(1) + F(self.decay_rate) * self._progress(step)))
 
 
 class CosineDecay(LearningRateSchedule):
@@ -158,6 +153,7 @@ class CosineDecay(LearningRateSchedule):
     warmup_steps, then cosine decay over decay_steps down to alpha times the peak."""
 
     keras_class = "CosineDecay"
+    _config_keys = ("initial_learning_rate", "decay_steps", "alpha", "name", "warmup_target", "warmup_steps")
 
     def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay", warmup_target=None,
                  warmup_steps=0):
@@ -186,11 +182,6 @@ class CosineDecay(LearningRateSchedule):
         if step < warmup_steps:
             return float((target - initial) * (step / warmup_steps) + initial)
         return float(self._decay(step - warmup_steps, decay_steps, target))
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "alpha": self.alpha, "name": self.name, "warmup_target": self.warmup_target,
-                "warmup_steps": self.warmup_steps}
 
 
 class CosineDecayRestarts(LearningRateSchedule):
