@@ -147,6 +147,9 @@ class Optimizer:
     """Keras 3's BaseOptimizer semantics; subclasses define `_slot_groups` and `_update`."""
 
     keras_class = "Optimizer"
+    # A subclass's own constructor arguments, kept as attributes of the same names:
+    # get_config adds them after the base keys.
+    _hyperparameters: tuple = ()
 
     def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
                  use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
@@ -458,6 +461,7 @@ class Optimizer:
             "ema_overwrite_frequency": self.ema_overwrite_frequency,
             "loss_scale_factor": self.loss_scale_factor,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            **{key: getattr(self, key) for key in self._hyperparameters},
         }
 
     @classmethod
@@ -502,6 +506,7 @@ def _snake(name: str) -> str:
 
 class SGD(Optimizer):
     keras_class = "SGD"
+    _hyperparameters = ("momentum", "nesterov")
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
@@ -517,12 +522,10 @@ class SGD(Optimizer):
         m = self._slots["momentum"][i] if self.momentum != 0 else _EMPTY
         _sgd_kernel(p, g, m, lr, F(self.momentum), self.momentum != 0, self.nesterov)
 
-    def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
-
 
 class RMSprop(Optimizer):
     keras_class = "RMSprop"
+    _hyperparameters = ("rho", "momentum", "epsilon", "centered")
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
@@ -546,19 +549,25 @@ class RMSprop(Optimizer):
         _rmsprop_kernel(p, g, s["velocity"][i], m, avg, lr, F(self.rho), F(1 - self.rho), F(self.momentum),
                         F(self.epsilon), self.momentum > 0, bool(self.centered))
 
-    def get_config(self):
-        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon,
-                "centered": self.centered}
 
+class _TwoMomentOptimizer(Optimizer):
+    """Adam, Adamax and Nadam: the same beta_1, beta_2 and epsilon arguments and defaults."""
 
-class Adam(Optimizer):
-    keras_class = "Adam"
+    _hyperparameters = ("beta_1", "beta_2", "epsilon")
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs):
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
+
+
+class Adam(_TwoMomentOptimizer):
+    keras_class = "Adam"
+    _hyperparameters = ("beta_1", "beta_2", "epsilon", "amsgrad")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs):
+        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **kwargs)
         self.amsgrad = amsgrad
 
     def _slot_groups(self):
@@ -579,10 +588,6 @@ class Adam(Optimizer):
         _adam_kernel(p, g, s["momentum"][i], s["velocity"][i], vhat, F(alpha), F(1 - self.beta_1),
                      F(1 - self.beta_2), F(self.epsilon), bool(self.amsgrad))
 
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
-                "amsgrad": self.amsgrad}
-
 
 class AdamW(Adam):
     keras_class = "AdamW"
@@ -597,6 +602,7 @@ class AdamW(Adam):
 
 class Adagrad(Optimizer):
     keras_class = "Adagrad"
+    _hyperparameters = ("initial_accumulator_value", "epsilon")
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
@@ -612,13 +618,10 @@ class Adagrad(Optimizer):
     def _update(self, i, p, g, lr):
         _adagrad_kernel(p, g, self._slots["accumulator"][i], lr, F(self.epsilon))
 
-    def get_config(self):
-        return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
-                "epsilon": self.epsilon}
-
 
 class Adadelta(Optimizer):
     keras_class = "Adadelta"
+    _hyperparameters = ("rho", "epsilon")
 
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
@@ -633,18 +636,9 @@ class Adadelta(Optimizer):
         _adadelta_kernel(p, g, s["accumulated_grad"][i], s["accumulated_delta_var"][i], lr, F(self.rho),
                          F(1 - self.rho), F(self.epsilon))
 
-    def get_config(self):
-        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
 
-
-class Adamax(Optimizer):
+class Adamax(_TwoMomentOptimizer):
     keras_class = "Adamax"
-
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
-        super().__init__(learning_rate=learning_rate, **kwargs)
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
 
     def _slot_groups(self):
         return [("momentum", "norm")]
@@ -655,18 +649,9 @@ class Adamax(Optimizer):
         _adamax_kernel(p, g, s["momentum"][i], s["norm"][i], lr, F(1 - self.beta_1), F(self.beta_2),
                        F(F(1) - beta_1_power), F(self.epsilon))
 
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
-
-class Nadam(Optimizer):
+class Nadam(_TwoMomentOptimizer):
     keras_class = "Nadam"
-
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
-        super().__init__(learning_rate=learning_rate, **kwargs)
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
 
     def _slot_groups(self):
         return [("momentum", "velocity")]
@@ -697,9 +682,6 @@ class Nadam(Optimizer):
         _nadam_kernel(p, g, s["momentum"][i], s["velocity"][i], lr, F(F(1) - beta_1), F(F(1) - beta_2), F(u_t_1),
                       F(F(1) - u_product_t_1), F(F(1) - u_t), F(F(1) - u_product_t), F(F(1) - beta_2_power),
                       F(self.epsilon))
-
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
 
 # -- lookup ---------------------------------------------------------------------------------------------------
