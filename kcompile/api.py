@@ -19,7 +19,13 @@ def _numba_cuda(graph: Graph, folder=None):
     return compile_graph(graph, folder)
 
 
-TARGETS = {"cpu": _numba_cpu, "cuda": _numba_cuda}
+def _native(graph: Graph, folder=None):
+    from .codegen.native.program import compile_graph
+
+    return compile_graph(graph, folder)
+
+
+TARGETS = {"cpu": _numba_cpu, "cuda": _numba_cuda, "native": _native}
 
 
 def build(graph: Graph, target: str = "cpu", disable_passes=(), folder=None, source=None, options=None):

@@ -1,7 +1,9 @@
 """What the backends that generate Python source share: the lowering table type, the
-constant pools, names, and writing/importing generated modules from the cache."""
+constant pools, names, the emitter base of the Numba backends, elementwise programs,
+and writing/importing generated modules from the cache."""
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
@@ -9,7 +11,10 @@ import sys
 
 import numpy as np
 
-from ..ir import all_primitives
+from ..errors import KcompileError
+from ..ir import Graph, Value, all_primitives
+from ..ir.graph import Node
+from ..passes.memory import ITEMSIZE, MemoryPlan
 
 
 class LoweringTable(dict):
@@ -31,6 +36,11 @@ class LoweringTable(dict):
 def tuple_text(items) -> str:
     items = [str(i) for i in items]
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
+def index_text(names) -> str:
+    """The subscript of an element: "i0, i1", or "0" for a rank-0 array."""
+    return ", ".join(names) if names else "0"
 
 
 def identifier(name: str) -> str:
@@ -69,6 +79,17 @@ class ConstantPool:
         return blobs
 
 
+def files_digest(folder: str, suffixes: tuple = (".py",)) -> str:
+    """A hash of the source files in `folder`: part of a generated module's cache key,
+    since a cache keyed by the generated code alone would miss changes to what it calls."""
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(suffixes):
+            with open(os.path.join(folder, name), "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()[:12]
+
+
 def cache_root() -> str:
     return os.environ.get("KCOMPILE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "kcompile")
 
@@ -98,3 +119,170 @@ def load_module(path: str, name: str):
         spec.loader.exec_module(module)
         _MODULES[key] = module
     return _MODULES[key]
+
+
+# -- elementwise programs -------------------------------------------------------------------------------------
+
+# Scalar expression templates of the elementwise primitives, as the Numba backends write
+# them: {0}, {1}, {2} are the operands, {zero} and {one} constants of the result's dtype.
+# The backends override the few that they compute differently (sigmoid, sign, ...).
+SCALAR_TEMPLATES = {
+    "identity": "{0}",
+    "neg": "(-{0})",
+    "abs": "abs({0})",
+    "exp": "math.exp({0})",
+    "log": "math.log({0})",
+    "log1p": "math.log1p({0})",
+    "expm1": "math.expm1({0})",
+    "sqrt": "math.sqrt({0})",
+    "rsqrt": "({one} / math.sqrt({0}))",
+    "square": "({0} * {0})",
+    "reciprocal": "({one} / {0})",
+    "tanh": "math.tanh({0})",
+    "relu": "max({0}, {zero})",
+    "erf": "math.erf({0})",
+    "add": "({0} + {1})",
+    "sub": "({0} - {1})",
+    "mul": "({0} * {1})",
+    "div": "({0} / {1})",
+    "pow": "({0} ** {1})",
+    "maximum": "max({0}, {1})",
+    "minimum": "min({0}, {1})",
+    "greater": "({one} if {0} > {1} else {zero})",
+    "greater_equal": "({one} if {0} >= {1} else {zero})",
+    "less": "({one} if {0} < {1} else {zero})",
+    "less_equal": "({one} if {0} <= {1} else {zero})",
+    "equal": "({one} if {0} == {1} else {zero})",
+    "not_equal": "({one} if {0} != {1} else {zero})",
+    "where": "({1} if {0} != 0 else {2})",
+}
+
+
+def program_of(node: Node) -> tuple:
+    """A node as a program (a lone primitive is a program of one instruction)."""
+    if node.op == "fused_elementwise":
+        return node.attrs["program"]
+    args = tuple(("in", k) for k in range(len(node.inputs)))
+    return ((node.op, args, tuple(sorted(node.attrs.items()))),)
+
+
+def broadcast_index(input_shape, out_shape, coords) -> str:
+    """Index of an operand broadcast against the output: 0 along its stretched axes."""
+    offset = len(out_shape) - len(input_shape)
+    index = []
+    for j, d in enumerate(input_shape):
+        stretched = d == 1 and out_shape[offset + j] != 1
+        index.append("0" if stretched else coords[offset + j])
+    return index_text(index)
+
+
+# -- the Numba backends' emitter ------------------------------------------------------------------------------
+
+
+class BindEmitter:
+    """What the Numba backends' emitters share: unique names in the generated `bind()`,
+    shape expressions of `batch`, views of the arena and the constant pools, and the
+    generated kernels. A subclass adds how steps are written."""
+
+    def __init__(self, graph: Graph, plan: MemoryPlan, reserved):
+        self.graph = graph
+        self.plan = plan
+        self.pool = ConstantPool()
+        self.kernels: list = []  # source of the generated kernels
+        self.lines: list = []  # body of bind(): views, then steps
+        self.names: dict = {}
+        self.values = {v.name: v for v in graph.values()}
+        self._used_names: set = set(reserved)  # bind()'s own names: a view must not shadow them
+        self._consts: dict = {}
+
+    # -- names and views ---------------------------------------------------------------
+    def fresh(self, hint: str) -> str:
+        base = identifier(hint)[:40] or "v"
+        base = base if base[0].isalpha() else f"v_{base}"
+        name, k = base, 1
+        while name in self._used_names:
+            k += 1
+            name = f"{base}_{k}"
+        self._used_names.add(name)
+        return name
+
+    def dims(self, value: Value) -> list:
+        """The concrete dimensions as expressions of `batch`."""
+        factor = int(self.plan.factors.get(value.name, 1))
+        return [("batch" if factor == 1 else f"batch * {factor}") if d is None else str(d) for d in value.shape]
+
+    def ref(self, value: Value) -> str:
+        """The variable holding `value`'s array in bind(), declared on first use."""
+        if value.name in self.names:
+            return self.names[value.name]
+        storage = self.plan.storage[value.name]
+        name = self.fresh(value.name)
+        self.names[value.name] = name
+        shape = tuple_text(self.dims(value))
+        if storage[0] == "param":
+            self.lines.append(f"{name} = {self.pool.add(self.graph.params[value.name])}")
+        elif storage[0] == "external":  # an array the caller owns, bound as X[k]
+            self.lines.append(f"{name} = X[{storage[1]}]")
+        elif storage[0] == "view":
+            self.lines.append(f"{name} = {self.ref(self.values[storage[1]])}.reshape({shape})")
+        else:
+            dtype = self.numpy_dtypes.get(value.dtype, value.dtype)
+            self.lines.append(f"{name} = {self._arena_span(value)}.view(np.{dtype}).reshape({shape})")
+        return name
+
+    # How a value's dtype is spelled as np.<name> in bind() (a subclass may rename one).
+    numpy_dtypes: dict = {}
+
+    def _arena_span(self, value: Value) -> str:
+        """The bytes of the arena holding `value`: per sample for a buffer that grows
+        with the batch, else after all the per-sample buffers."""
+        buf = self.plan.buffers[self.plan.storage[value.name][1]]
+        per = value.type.static_size() * ITEMSIZE[value.dtype] * max(int(self.plan.factors[value.name]), 1)
+        if buf.dynamic:
+            return f"arena[{buf.offset} * batch : {buf.offset + per} * batch]"
+        start = f"{self.plan.per_sample_bytes} * batch + {buf.offset}"
+        return f"arena[{start} : {start} + {per}]"
+
+    # -- constants and kernels ------------------------------------------------------------
+    def const(self, array: np.ndarray, key=None) -> str:
+        """A compile-time constant (packed weights, tables) as a pool view expression."""
+        if key is not None and key in self._consts:
+            return self._consts[key]
+        expr = self.pool.add(np.asarray(array))
+        if key is not None:
+            self._consts[key] = expr
+        return expr
+
+    def param_array(self, value: Value):
+        return self.graph.params.get(value.name) if self.graph.is_param(value) else None
+
+    def add_kernel(self, source: str):
+        self.kernels.append(source)
+
+    def begin_node(self, node: Node):
+        """Called before each node's lowering (the CPU emitter labels its steps)."""
+
+
+def lower_nodes(em: BindEmitter, graph: Graph, lowerings: dict, backend: str):
+    """Write every node of `graph` with its lowering from `lowerings`."""
+    for node in graph.nodes:
+        em.begin_node(node)
+        lower = lowerings.get(node.op)
+        if lower is None:
+            raise KcompileError(f"the {backend} backend has no lowering for primitive {node.op!r}")
+        lower(em, node)
+
+
+def bound_for_thread(local, batch: int, bind):
+    """This thread's binding for `batch` (from `bind(batch)` on first use), kept in the
+    threading.local `local`: each thread gets its own arena, so calls from several
+    threads never share buffers. A few batch sizes are kept per thread."""
+    cache = getattr(local, "bound", None)
+    if cache is None:
+        cache = local.bound = {}
+    entry = cache.get(batch)
+    if entry is None:
+        if len(cache) >= 8:
+            cache.pop(next(iter(cache)))
+        entry = cache[batch] = bind(batch)
+    return entry

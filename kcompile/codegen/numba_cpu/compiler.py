@@ -17,7 +17,7 @@ from ... import __version__
 from ...errors import KcompileError
 from ...ir import Graph
 from ...passes import MemoryPlan, plan_memory
-from ..common import cache_root, load_module, write_source
+from ..common import cache_root, files_digest, load_module, write_source
 from .emitter import Emitter
 from .lowerings import LOWERINGS
 from .threads import configure_threading
@@ -49,13 +49,7 @@ from kcompile.codegen.numba_cpu.kernels.scalar import FASTMATH, ONE, ZERO
 def library_digest() -> str:
     """A hash of the kernel library. Numba's cache checks only the generated file, not the
     kernels it calls, so the library's hash is part of the generated source (and its name)."""
-    folder = os.path.join(os.path.dirname(__file__), "kernels")
-    digest = hashlib.sha256()
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".py"):
-            with open(os.path.join(folder, name), "rb") as f:
-                digest.update(f.read())
-    return digest.hexdigest()[:12]
+    return files_digest(os.path.join(os.path.dirname(__file__), "kernels"))
 
 
 def generate_source(graph: Graph, plan: MemoryPlan):
