@@ -44,7 +44,10 @@ def configure_threading():
     if _configured:
         return
     _configured = True
-    if not os.environ.get("NUMBA_THREADING_LAYER"):
+    chosen = os.environ.get("NUMBA_THREADING_LAYER")
+    if chosen == "tbb":
+        _preload_tbb()
+    elif not chosen:
         numba.config.THREADING_LAYER = "omp" if _omp_available() else ("tbb" if _preload_tbb() else "threadsafe")
     # A cached `run` contains the parallel kernels it calls, but loading it from the
     # cache does not start Numba's thread pool the way compiling a parallel function
