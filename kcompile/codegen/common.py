@@ -184,6 +184,9 @@ class BindEmitter:
     shape expressions of `batch`, views of the arena and the constant pools, and the
     generated kernels. A subclass adds how steps are written."""
 
+    # How a value's dtype is spelled as np.<name> in bind() (a subclass may rename one).
+    numpy_dtypes: dict = {}
+
     def __init__(self, graph: Graph, plan: MemoryPlan, reserved):
         self.graph = graph
         self.plan = plan
@@ -229,9 +232,6 @@ class BindEmitter:
             dtype = self.numpy_dtypes.get(value.dtype, value.dtype)
             self.lines.append(f"{name} = {self._arena_span(value)}.view(np.{dtype}).reshape({shape})")
         return name
-
-    # How a value's dtype is spelled as np.<name> in bind() (a subclass may rename one).
-    numpy_dtypes: dict = {}
 
     def _arena_span(self, value: Value) -> str:
         """The bytes of the arena holding `value`: per sample for a buffer that grows

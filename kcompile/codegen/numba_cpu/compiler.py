@@ -14,10 +14,9 @@ import time
 import numpy as np
 
 from ... import __version__
-from ...errors import KcompileError
 from ...ir import Graph
 from ...passes import MemoryPlan, plan_memory
-from ..common import cache_root, files_digest, load_module, write_source
+from ..common import bound_for_thread, cache_root, files_digest, load_module, lower_nodes, write_source
 from .emitter import Emitter
 from .lowerings import LOWERINGS
 from .threads import configure_threading
@@ -56,12 +55,7 @@ def generate_source(graph: Graph, plan: MemoryPlan):
     """(source text, constant pools) for a graph after the inference passes."""
     em = Emitter(graph, plan)
     inputs = [em.ref(v) for v in graph.inputs if plan.storage[v.name][0] != "external"]
-    for node in graph.nodes:
-        em.label = f"{node.meta.get('layer', '')}: {node.op}"
-        lower = LOWERINGS.get(node.op)
-        if lower is None:
-            raise KcompileError(f"the Numba CPU backend has no lowering for primitive {node.op!r}")
-        lower(em, node)
+    lower_nodes(em, graph, LOWERINGS, "Numba CPU")
     outputs = [em.ref(v) for v in graph.outputs]
     header = HEADER.format(version=__version__, name=graph.name, library=library_digest(), nodes=len(graph.nodes),
                            per_sample=plan.per_sample_bytes)
@@ -91,17 +85,12 @@ class NumbaProgram:
 
     def bound(self, batch: int):
         """This thread's views and steps for `batch` (bound on first use)."""
-        cache = getattr(self._local, "bound", None)
-        if cache is None:
-            cache = self._local.bound = {}
-        entry = cache.get(batch)
-        if entry is None:
-            if len(cache) >= 8:  # keep a few batch sizes per thread
-                cache.pop(next(iter(cache)))
-            arena = np.empty(max(self.plan.arena_bytes(batch), 64), np.uint8)
-            pools = self.pools
-            entry = cache[batch] = self.module.bind(batch, arena, pools["W"], pools["WI"], pools["WL"], self.external)
-        return entry
+        return bound_for_thread(self._local, batch, self._bind)
+
+    def _bind(self, batch: int):
+        arena = np.empty(max(self.plan.arena_bytes(batch), 64), np.uint8)
+        pools = self.pools
+        return self.module.bind(batch, arena, pools["W"], pools["WI"], pools["WL"], self.external)
 
     def __call__(self, inputs: list, batch: int) -> list:
         in_views, steps, out_views, _ = self.bound(batch)

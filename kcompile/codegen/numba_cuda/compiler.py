@@ -18,11 +18,10 @@ import threading
 import numpy as np
 
 from ... import __version__
-from ...errors import KcompileError
 from ...ir import Graph
 from ...passes import MemoryPlan, plan_memory
 from .availability import require_cuda, simulator_enabled
-from ..common import cache_root, load_module, write_source
+from ..common import bound_for_thread, cache_root, load_module, lower_nodes, write_source
 from .emitter import Emitter
 from .lowerings import LOWERINGS
 from .tuning import GPU, SIMULATOR, Tuning
@@ -75,11 +74,7 @@ def generate_source(graph: Graph, plan: MemoryPlan, tuning: Tuning = GPU):
     """(source text, constant pools, whether kernels report errors) for an optimized graph."""
     em = Emitter(graph, plan)
     inputs = [em.ref(v) for v in graph.inputs]
-    for node in graph.nodes:
-        lower = LOWERINGS.get(node.op)
-        if lower is None:
-            raise KcompileError(f"the Numba CUDA backend has no lowering for primitive {node.op!r}")
-        lower(em, node)
+    lower_nodes(em, graph, LOWERINGS, "Numba CUDA")
     outputs = [em.ref(v) for v in graph.outputs]
     header = HEADER.format(version=__version__, name=graph.name, nodes=len(graph.nodes),
                            per_sample=plan.per_sample_bytes, tuning=tuning, t=tuning)
@@ -112,16 +107,11 @@ class CudaProgram:
 
     def bound(self, batch: int):
         """This thread's device arena, views and launches for `batch` (bound on first use)."""
-        cache = getattr(self._local, "bound", None)
-        if cache is None:
-            cache = self._local.bound = {}
-        entry = cache.get(batch)
-        if entry is None:
-            if len(cache) >= 8:  # keep a few batch sizes per thread
-                cache.pop(next(iter(cache)))
-            arena = self.cuda.device_array(max(self.plan.arena_bytes(batch), 64), np.uint8)
-            entry = cache[batch] = self.module.bind(batch, arena, self.pools["W"], self.pools["WI"], self.pools["WL"])
-        return entry
+        return bound_for_thread(self._local, batch, self._bind)
+
+    def _bind(self, batch: int):
+        arena = self.cuda.device_array(max(self.plan.arena_bytes(batch), 64), np.uint8)
+        return self.module.bind(batch, arena, self.pools["W"], self.pools["WI"], self.pools["WL"])
 
     def __call__(self, inputs: list, batch: int) -> list:
         if batch == 0 and all(v.type.dynamic_axis is not None for v in self.graph.outputs):

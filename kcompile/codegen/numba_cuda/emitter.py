@@ -11,29 +11,23 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import Graph, Value
-from ...passes.memory import ITEMSIZE, MemoryPlan
-from ..common import ConstantPool, identifier
-from .source import tuple_text
+from ...passes.memory import MemoryPlan
+from ..common import BindEmitter, tuple_text
 
-class Emitter:
+
+class Emitter(BindEmitter):
     """What a lowering writes with: names for values, views of the arena and the pools,
     generated kernels, and the launches of the model."""
 
+    numpy_dtypes = {"bool": "bool_"}
+
     def __init__(self, graph: Graph, plan: MemoryPlan):
-        self.graph = graph
-        self.plan = plan
-        self.pool = ConstantPool()
-        self.kernels: list = []  # source of the generated kernels
-        self.lines: list = []  # body of bind(): views, then launches
-        self.names: dict = {}
-        self.values = {v.name: v for v in graph.values()}
         # bind()'s own names and the generated module's globals (a view must not shadow them)
-        self._used_names: set = {
+        super().__init__(graph, plan, reserved={
             "batch", "arena", "W", "WI", "WL", "steps", "flags", "bind", "cuda", "np", "math", "float32", "int32",
             "int64", "blocks", "gemm_step", "ZERO", "ONE", "HALF", "NEG_INF", "POS_INF", "TPB", "MAX_BLOCKS", "TT",
             "TR", "TM", "TK", "SA_COLS", "SKINNY_ROWS", "COLS", "SPLIT", "CACHE",
-        }
-        self._consts: dict = {}
+        })
         self.checks = False  # whether some kernel reports bad input through `flags`
 
     # -- names and views ---------------------------------------------------------------
@@ -43,48 +37,10 @@ class Emitter:
     def taken(self, name: str) -> bool:
         return name in self._used_names
 
-    def fresh(self, hint: str) -> str:
-        base = identifier(hint)[:40] or "v"
-        base = base if base[0].isalpha() else f"v_{base}"
-        name, k = base, 1
-        while name in self._used_names:
-            k += 1
-            name = f"{base}_{k}"
-        self._used_names.add(name)
-        return name
-
-    def dims(self, value: Value) -> list:
-        """The concrete dimensions as expressions of `batch`."""
-        factor = int(self.plan.factors.get(value.name, 1))
-        return [("batch" if factor == 1 else f"batch * {factor}") if d is None else str(d) for d in value.shape]
-
     def size(self, value: Value) -> str:
         """Number of elements, as an expression of `batch`."""
         dims = self.dims(value)
         return " * ".join(dims) if dims else "1"
-
-    def ref(self, value: Value) -> str:
-        """The variable holding `value`'s device array in bind(), declared on first use."""
-        if value.name in self.names:
-            return self.names[value.name]
-        storage = self.plan.storage[value.name]
-        name = self.fresh(value.name)
-        self.names[value.name] = name
-        if storage[0] == "param":
-            self.lines.append(f"{name} = {self.pool.add(self.graph.params[value.name])}")
-        elif storage[0] == "view":
-            self.lines.append(f"{name} = {self.ref(self.values[storage[1]])}.reshape({tuple_text(self.dims(value))})")
-        else:
-            buf = self.plan.buffers[storage[1]]
-            per = value.type.static_size() * ITEMSIZE[value.dtype] * max(int(self.plan.factors[value.name]), 1)
-            if buf.dynamic:
-                span = f"arena[{buf.offset} * batch : {buf.offset + per} * batch]"
-            else:
-                start = f"{self.plan.per_sample_bytes} * batch + {buf.offset}"
-                span = f"arena[{start} : {start} + {per}]"
-            dtype = "bool_" if value.dtype == "bool" else value.dtype
-            self.lines.append(f"{name} = {span}.view(np.{dtype}).reshape({tuple_text(self.dims(value))})")
-        return name
 
     def view(self, value: Value, dims) -> str:
         """`value` reshaped to `dims` (ints or expressions); -1 stands for the one dimension
@@ -112,27 +68,12 @@ class Emitter:
     def flat(self, value: Value) -> str:
         return self.view(value, [self.size(value)])
 
-    # -- constants, scratch, kernels and launches -----------------------------------------
-    def const(self, array: np.ndarray, key=None) -> str:
-        """A compile-time constant (packed weights, tables) as a pool view expression."""
-        if key is not None and key in self._consts:
-            return self._consts[key]
-        expr = self.pool.add(np.asarray(array))
-        if key is not None:
-            self._consts[key] = expr
-        return expr
-
-    def param_array(self, value: Value):
-        return self.graph.params.get(value.name) if self.graph.is_param(value) else None
-
+    # -- scratch and launches -------------------------------------------------------------
     def scratch(self, hint: str, shape: str, dtype: str = "float32") -> str:
         """A device buffer bound once per batch size outside the arena (RNN projections)."""
         name = self.fresh(hint)
         self.lines.append(f"{name} = cuda.device_array({shape}, np.{dtype})")
         return name
-
-    def add_kernel(self, source: str):
-        self.kernels.append(source)
 
     def comment(self, text: str):
         self.lines.append(f"# {text}")
