@@ -4,43 +4,17 @@ in registers, one store. Epilogues of matmul and convolution use the same expres
 from __future__ import annotations
 
 from ...ir.graph import Node
-from .source import Code, dim_exprs, index_text, unflatten
+from ..common import SCALAR_TEMPLATES, broadcast_index, index_text, program_of
+from .source import Code, dim_exprs, unflatten
 
-# {0}, {1}, {2} are the operands (names or pure loads: repeating one is harmless); {zero}
-# and {one} constants of the result's dtype. Everything is inline: no device functions.
+# The operands ({0}, {1}, {2}) are names or pure loads: repeating one is harmless; {zero}
+# and {one} are constants of the result's dtype. Everything is inline: no device functions.
 EXPRESSIONS = {
-    "identity": "{0}",
-    "neg": "(-{0})",
-    "abs": "abs({0})",
-    "exp": "math.exp({0})",
-    "log": "math.log({0})",
-    "log1p": "math.log1p({0})",
-    "expm1": "math.expm1({0})",
-    "sqrt": "math.sqrt({0})",
-    "rsqrt": "({one} / math.sqrt({0}))",
-    "square": "({0} * {0})",
-    "reciprocal": "({one} / {0})",
-    "tanh": "math.tanh({0})",
+    **SCALAR_TEMPLATES,
     "sigmoid": "({one} / ({one} + math.exp(-({0}))))",
-    "relu": "max({0}, {zero})",
-    "erf": "math.erf({0})",
     "sign": "({one} if {0} > {zero} else (-{one} if {0} < {zero} else {zero}))",
     "floor": "np.float32(math.floor({0}))",
     "softplus": "(max({0}, {zero}) + math.log1p(math.exp(-abs({0}))))",
-    "add": "({0} + {1})",
-    "sub": "({0} - {1})",
-    "mul": "({0} * {1})",
-    "div": "({0} / {1})",
-    "pow": "({0} ** {1})",
-    "maximum": "max({0}, {1})",
-    "minimum": "min({0}, {1})",
-    "greater": "({one} if {0} > {1} else {zero})",
-    "greater_equal": "({one} if {0} >= {1} else {zero})",
-    "less": "({one} if {0} < {1} else {zero})",
-    "less_equal": "({one} if {0} <= {1} else {zero})",
-    "equal": "({one} if {0} == {1} else {zero})",
-    "not_equal": "({one} if {0} != {1} else {zero})",
-    "where": "({1} if {0} != 0 else {2})",
 }
 
 CONSTANTS = {"float32": ("ZERO", "ONE"), "int32": ("np.int32(0)", "np.int32(1)"), "int64": ("0", "1"), "bool": ("False", "True")}
@@ -77,14 +51,6 @@ def scalar_expression(op: str, operands: list, attrs: dict, dtype: str) -> str:
     return EXPRESSIONS[op].format(*operands, zero=zero, one=one)
 
 
-def program_of(node: Node) -> tuple:
-    """A node as a program (a lone primitive is a program of one instruction)."""
-    if node.op == "fused_elementwise":
-        return node.attrs["program"]
-    args = tuple(("in", k) for k in range(len(node.inputs)))
-    return ((node.op, args, tuple(sorted(node.attrs.items()))),)
-
-
 def program_dtypes(program, input_dtypes, acc_dtype="float32") -> list:
     """The result dtype of each instruction."""
     dtypes = []
@@ -110,16 +76,6 @@ def program_lines(code: Code, program, operands: dict, input_dtypes, prefix: str
         code(f"{prefix}{j} = {scalar_expression(op, values, dict(attrs), dtypes[j])}")
         temps.append(f"{prefix}{j}")
     return temps[-1] if temps else acc
-
-
-def broadcast_index(input_shape, out_shape, coords) -> str:
-    """Index of an operand broadcast against the output: 0 along its stretched axes."""
-    offset = len(out_shape) - len(input_shape)
-    index = []
-    for j, d in enumerate(input_shape):
-        stretched = d == 1 and out_shape[offset + j] != 1
-        index.append("0" if stretched else coords[offset + j])
-    return index_text(index)
 
 
 def elementwise_kernel(name: str, node: Node, flat: bool, doc: str) -> str:

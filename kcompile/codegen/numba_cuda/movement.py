@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .source import Code, dim_exprs, index_text, unflatten
+from ..common import index_text
+from .source import Code, dim_exprs, unflatten
 
 
 def injective_kernel(name: str, params: list, doc: str, out_shape: tuple, body: Callable) -> str:

@@ -6,7 +6,8 @@
   (consecutive threads read consecutive inner elements)."""
 from __future__ import annotations
 
-from .source import Code, dim_exprs, index_text, unflatten
+from ..common import index_text
+from .source import Code, dim_exprs, unflatten
 
 COMBINE = {"sum": "{0} + {1}", "mean": "{0} + {1}", "max": "max({0}, {1})", "min": "min({0}, {1})"}
 IDENTITY = {

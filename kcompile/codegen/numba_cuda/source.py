@@ -28,11 +28,6 @@ class Code:
         return "\n".join(self.lines)
 
 
-def tuple_text(items) -> str:
-    items = [str(i) for i in items]
-    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
-
-
 def dim_exprs(shape, array: str) -> list:
     """Sizes of `shape` as kernel expressions: constants, `array.shape[d]` for the dynamic one."""
     return [f"{array}.shape[{d}]" if size is None else str(size) for d, size in enumerate(shape)]
@@ -50,7 +45,3 @@ def unflatten(code: Code, flat: str, dims: list, names: list):
         if d > 1:
             code(f"rest = rest // {dims[d]}")
     code(f"{names[0]} = rest // {dims[1]}")
-
-
-def index_text(names) -> str:
-    return ", ".join(names) if names else "0"
