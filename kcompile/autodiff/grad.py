@@ -6,6 +6,7 @@ import numpy as np
 from ..errors import IRError
 from ..ir import Graph, GraphBuilder, Value, verify
 from ..ir.ops.grad_ops import backprop, ones_like, zeros_like
+from ..passes.dead_code import remove_dead_nodes
 
 # Keras weights that Keras itself never trains even in a trainable layer (statistics).
 NON_TRAINABLE_ROLES = frozenset({"moving_mean", "moving_variance", "mean", "variance", "count"})
@@ -72,19 +73,6 @@ def _seed(b: GraphBuilder, loss: Value, reduction: str) -> Value:
         return ones
     count = b.reduce_batch(ones, axis=loss.type.dynamic_axis, keepdims=True)  # the batch size
     return b.div(ones, count)
-
-
-def _prune(graph: Graph) -> Graph:
-    """Drop nodes nothing reads (rules emit gradients nobody asked for) and unused params."""
-    live = {v.name for v in graph.outputs}
-    kept = []
-    for node in reversed(graph.nodes):
-        if any(v.name in live for v in node.outputs):
-            kept.append(node)
-            live.update(v.name for v in node.inputs)
-    graph.nodes = kept[::-1]
-    graph.remove_unused_params()
-    return graph
 
 
 def gradient_graph(graph: Graph, loss_output_index: int = 0, wrt=None, reduction: str = "mean",
@@ -163,4 +151,5 @@ def gradient_graph(graph: Graph, loss_output_index: int = 0, wrt=None, reduction
         gradient_outputs=gradient_outputs,
         param_inputs=tuple(training.inputs.index(v) for v in targets),
     )
-    return verify(_prune(training))
+    # Rules emit gradients nobody asked for: drop what nothing reads.
+    return verify(remove_dead_nodes(training))

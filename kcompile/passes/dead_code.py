@@ -5,7 +5,11 @@ from ..ir import Graph
 
 
 def eliminate_dead_code(graph: Graph) -> Graph:
-    graph = graph.copy()
+    return remove_dead_nodes(graph.copy())
+
+
+def remove_dead_nodes(graph: Graph) -> Graph:
+    """eliminate_dead_code in place: `graph` itself loses its dead nodes and params."""
     live = {v.name for v in graph.outputs}
     kept = []
     for node in reversed(graph.nodes):
