@@ -1,6 +1,6 @@
 """What the backends that generate Python source share: the lowering table type, the
-constant pools, names, the emitter base of the Numba backends, elementwise programs,
-and writing/importing generated modules from the cache."""
+constant pools, names, the emitter base and lowering helpers of the Numba backends,
+elementwise programs, and writing/importing generated modules from the cache."""
 from __future__ import annotations
 
 import hashlib
@@ -8,12 +8,14 @@ import importlib.util
 import os
 import re
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import KcompileError
 from ..ir import Graph, Value, all_primitives
 from ..ir.graph import Node
+from ..ir.ops.shape import resize_source
 from ..passes.memory import ITEMSIZE, MemoryPlan
 
 
@@ -286,3 +288,72 @@ def bound_for_thread(local, batch: int, bind):
             cache.pop(next(iter(cache)))
         entry = cache[batch] = bind(batch)
     return entry
+
+
+# -- lowering helpers both Numba backends use ---------------------------------------------------------------
+
+
+def resize_geometry(node: Node, backend: str) -> tuple:
+    """(spatial_in, spatial_out) of a resize node, always 2-D: a rank-3 input (one
+    spatial axis) is treated as one row high."""
+    x = node.inputs[0]
+    if x.rank not in (3, 4):
+        raise KcompileError(f"resize of a rank-{x.rank} tensor is not supported by the {backend} backend")
+    spatial_in = (1,) * (4 - x.rank) + tuple(x.shape[1:-1])
+    spatial_out = (1,) * (4 - x.rank) + tuple(node.attrs["sizes"])
+    return spatial_in, spatial_out
+
+
+def resize_tables(em: BindEmitter, spatial_in, spatial_out, method: str) -> list:
+    """The source positions of a resize as pool constants, per spatial axis: its indices
+    (nearest), or the lower and upper indices and the fraction between them (bilinear)."""
+    tables = [resize_source(o, i, method) for o, i in zip(spatial_out, spatial_in)]
+    if method == "nearest":
+        return [em.const(np.asarray(index, np.int64)) for index, _ in tables]
+    args = []
+    for (lo, hi), frac in tables:
+        args += [em.const(np.asarray(lo, np.int64)), em.const(np.asarray(hi, np.int64)),
+                 em.const(np.asarray(frac, np.float32))]
+    return args
+
+
+@dataclass
+class RnnOperands:
+    """A recurrent node's operands, with its bias split into the part added to the input
+    projection and the part added inside the recurrence (zeros unless the bias has two rows)."""
+
+    x: Value
+    kernel: Value
+    recurrent: Value
+    mask: Value | None
+    states: list
+    units: int
+    steps: int
+    gates: int
+    input_bias: np.ndarray
+    recurrent_bias: np.ndarray
+    reset_after: bool
+
+
+def rnn_operands(em: BindEmitter, node: Node, backend: str) -> RnnOperands:
+    a = node.attrs
+    x, kernel, recurrent, bias = node.inputs[:4]
+    rest = node.inputs[4:]
+    mask = rest[0] if a["has_mask"] else None
+    states = rest[1:] if a["has_mask"] else rest
+    gates = kernel.shape[-1]
+    bias_array = em.param_array(bias)
+    if bias_array is None:
+        raise KcompileError(f"{node.op} {node.meta.get('layer')}: the {backend} backend needs constant biases")
+    input_bias = bias_array[0] if bias_array.ndim == 2 else bias_array
+    recurrent_bias = bias_array[1] if bias_array.ndim == 2 else np.zeros(gates, np.float32)
+    return RnnOperands(x, kernel, recurrent, mask, list(states), a["units"], x.shape[1], gates, input_bias,
+                       recurrent_bias, bool(a.get("reset_after", False)))
+
+
+def rnn_initial_states(em: BindEmitter, rnn: RnnOperands) -> tuple:
+    """(h0, c0): the given initial states, or a shared row of zeros for those not given."""
+    zeros = em.const(np.zeros((1, rnn.units), np.float32), key=("zeros", rnn.units))
+    h0 = em.ref(rnn.states[0]) if rnn.states else zeros
+    c0 = em.ref(rnn.states[1]) if len(rnn.states) > 1 else zeros
+    return h0, c0

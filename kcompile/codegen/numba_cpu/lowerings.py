@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import KcompileError
 from ...ir import Kind, all_primitives
-from ..common import LoweringTable
-from ...ir.ops.shape import resize_source
+from ..common import LoweringTable, resize_geometry, resize_tables, rnn_initial_states, rnn_operands
 from ...ir.program import format_program
 from ...passes.rewrite import per_channel
 from .elementwise import elementwise_kernel, program_of
@@ -306,51 +304,29 @@ def lower_gather(em, node):
 @lowering("resize")
 def lower_resize(em, node):
     x, out = node.inputs[0], node.output
-    if x.rank not in (3, 4):
-        raise KcompileError(f"resize of a rank-{x.rank} tensor is not supported by the Numba backend")
     method = node.attrs["method"]
-    spatial_in = (1,) * (4 - x.rank) + x.shape[1:-1]
-    spatial_out = (1,) * (4 - x.rank) + tuple(node.attrs["sizes"])
+    spatial_in, spatial_out = resize_geometry(node, "Numba")
     x4 = f"{em.ref(x)}.reshape((-1, {spatial_in[0]}, {spatial_in[1]}, {x.shape[-1]}))"
     out4 = f"{em.ref(out)}.reshape((-1, {spatial_out[0]}, {spatial_out[1]}, {x.shape[-1]}))"
-    tables = [resize_source(o, i, method) for o, i in zip(spatial_out, spatial_in)]
-    if method == "nearest":
-        rows, cols = (em.const(np.asarray(t[0], np.int64)) for t in tables)
-        em.call("T.resize_nearest", x4, out4, rows, cols)
-        return
-    args = []
-    for (lo, hi), frac in tables:
-        args += [em.const(np.asarray(lo, np.int64)), em.const(np.asarray(hi, np.int64)), em.const(frac)]
-    em.call("T.resize_bilinear", x4, out4, *args)
+    kernel = "T.resize_nearest" if method == "nearest" else "T.resize_bilinear"
+    em.call(kernel, x4, out4, *resize_tables(em, spatial_in, spatial_out, method))
 
 
 # -- recurrent layers ---------------------------------------------------------------------------------
 @lowering("simple_rnn", "lstm", "gru")
 def lower_rnn(em, node):
     a = node.attrs
-    x, kernel, recurrent, bias = node.inputs[:4]
-    rest = node.inputs[4:]
-    mask = rest[0] if a["has_mask"] else None
-    states = rest[1:] if a["has_mask"] else rest
-    units = a["units"]
-    gates = kernel.shape[-1]
-    steps = x.shape[1]
-    bias_array = em.param_array(bias)
-    if bias_array is None:
-        raise KcompileError(f"{node.op} {node.meta.get('layer')}: the Numba backend needs constant biases")
-    reset_after = bool(a.get("reset_after", False))
-    input_bias = bias_array[0] if bias_array.ndim == 2 else bias_array
-    recurrent_bias = bias_array[1] if bias_array.ndim == 2 else np.zeros(gates, np.float32)
+    operands = rnn_operands(em, node, "Numba")
+    x, kernel, recurrent, mask = operands.x, operands.kernel, operands.recurrent, operands.mask
+    units, gates, steps = operands.units, operands.gates, operands.steps
     em.comment(f"{node.meta.get('layer', node.op)}: {node.op} over {steps} steps, {units} units")
     xw = em.scratch(f"{node.outputs[0].name}_xw", f"(batch, {steps}, {gates})")
     add = em.const(np.array([[OPCODES["add"], 0, 0]], np.int32), key="add_row0")
-    bias_ep = (add, em.const(input_bias.reshape(1, -1).astype(np.float32)),
+    bias_ep = (add, em.const(operands.input_bias.reshape(1, -1).astype(np.float32)),
                em.const(np.zeros((1, 1), np.float32), key="no_residual"))
     matrix_product(em, f"{em.ref(x)}.reshape((-1, {x.shape[-1]}))", em.ref(kernel), f"{xw}.reshape((-1, {gates}))",
                    bias_ep)
-    zeros = em.const(np.zeros((1, units), np.float32), key=("zeros", units))
-    h0 = em.ref(states[0]) if states else zeros
-    c0 = em.ref(states[1]) if len(states) > 1 else zeros
+    h0, c0 = rnn_initial_states(em, operands)
     mask_expr = em.ref(mask) if mask is not None else em.const(np.zeros((1, 1), np.float32), key="no_residual")
     outs = node.outputs
     y = f"{em.ref(outs[0])}.reshape((-1, {steps if a['return_sequences'] else 1}, {units}))"
@@ -360,10 +336,10 @@ def lower_rnn(em, node):
     else:
         c_out = em.scratch(f"{node.outputs[0].name}_c", f"(batch, {units})")
     flags = (int(a["go_backwards"]), int(a["return_sequences"]), int(a["zero_output_for_mask"]), int(mask is not None),
-             int(reset_after))
+             int(operands.reset_after))
     act = RNN_ACTIVATIONS[a["activation"]]
     rec = RNN_ACTIVATIONS[a.get("recurrent_activation", "sigmoid")]
-    em.call("N.rnn", str(CELLS[node.op]), xw, em.ref(recurrent), em.const(recurrent_bias.astype(np.float32)),
+    em.call("N.rnn", str(CELLS[node.op]), xw, em.ref(recurrent), em.const(operands.recurrent_bias.astype(np.float32)),
             mask_expr, h0, c0, y, h_out, c_out, str(act), str(rec), _tuple(flags))
 
 

@@ -6,8 +6,7 @@ import numpy as np
 
 from ...errors import KcompileError
 from ...ir import Kind, all_primitives
-from ..common import LoweringTable
-from ...ir.ops.shape import resize_source
+from ..common import LoweringTable, resize_geometry, resize_tables, rnn_initial_states, rnn_operands
 from ...ir.program import format_program
 from ...passes.rewrite import per_channel
 from . import gemm, movement, reduce, rnn, window
@@ -396,24 +395,14 @@ def lower_gather(em, node):
 @lowering("resize")
 def lower_resize(em, node):
     x, out = node.inputs[0], node.output
-    if x.rank not in (3, 4):
-        raise KcompileError(f"resize of a rank-{x.rank} tensor is not supported by the CUDA backend")
     method = node.attrs["method"]
-    spatial_in = (1,) * (4 - x.rank) + tuple(x.shape[1:-1])
-    spatial_out = (1,) * (4 - x.rank) + tuple(node.attrs["sizes"])
+    spatial_in, spatial_out = resize_geometry(node, "CUDA")
     channels = x.shape[-1]
     name = _kernel_name(em, f"k_{out.name}")
     doc = _doc(node, f"{method} resize {x.type} -> {out.type}")
     em.comment(doc)
     em.add_kernel(movement.resize_kernel(name, doc, spatial_out, channels, method == "bilinear"))
-    tables = [resize_source(o, i, method) for o, i in zip(spatial_out, spatial_in)]
-    if method == "nearest":
-        args = [em.const(np.asarray(t[0], np.int64)) for t in tables]
-    else:
-        args = []
-        for (lo, hi), frac in tables:
-            args += [em.const(np.asarray(lo, np.int64)), em.const(np.asarray(hi, np.int64)),
-                     em.const(np.asarray(frac, np.float32))]
+    args = resize_tables(em, spatial_in, spatial_out, method)
     em.launch_1d(name, em.size(out), em.view(x, [-1, *spatial_in, channels]), em.view(out, [-1, *spatial_out, channels]),
                  *args)
 
@@ -422,18 +411,9 @@ def lower_resize(em, node):
 @lowering("simple_rnn", "lstm", "gru")
 def lower_rnn(em, node):
     a = node.attrs
-    x, kernel, recurrent, bias = node.inputs[:4]
-    rest = node.inputs[4:]
-    mask = rest[0] if a["has_mask"] else None
-    states = rest[1:] if a["has_mask"] else rest
-    units, steps, features = a["units"], x.shape[1], x.shape[-1]
-    gates = kernel.shape[-1]
-    bias_array = em.param_array(bias)
-    if bias_array is None:
-        raise KcompileError(f"{node.op} {node.meta.get('layer')}: the CUDA backend needs constant biases")
-    reset_after = bool(a.get("reset_after", False))
-    input_bias = bias_array[0] if bias_array.ndim == 2 else bias_array
-    recurrent_bias = bias_array[1] if bias_array.ndim == 2 else np.zeros(gates, np.float32)
+    operands = rnn_operands(em, node, "CUDA")
+    x, kernel, recurrent, mask = operands.x, operands.kernel, operands.recurrent, operands.mask
+    units, steps, features, gates = operands.units, operands.steps, operands.x.shape[-1], operands.gates
     layer = node.meta.get("layer") or node.op
     shared_bytes = 4 * (gates + 5 * units)
     if shared_bytes > 48 * 1024:
@@ -444,7 +424,7 @@ def lower_rnn(em, node):
     batch = em.dims(x)[0]
     xw = em.scratch(f"{node.outputs[0].name}_xw", f"({batch}, {steps}, {gates})")
     projection = _kernel_name(em, f"k_{node.outputs[0].name}_xw")
-    bias_vector = em.const(np.asarray(input_bias, np.float32))
+    bias_vector = em.const(np.asarray(operands.input_bias, np.float32))
 
     def store(code, z, row, col, value):
         code(f"out[{row}, {col}] = {value} + bias[{col}]")
@@ -458,20 +438,18 @@ def lower_rnn(em, node):
     em.launch_gemm(projection, "1", f"{batch} * {steps}", gates, em.view(x, [-1, features]), em.ref(kernel),
                    f"{xw}.reshape(({batch} * {steps}, {gates}))", bias_vector)
     # 2. The recurrence: a block per sequence.
-    zeros = em.const(np.zeros((1, units), np.float32), key=("zeros", units))
-    h0 = em.ref(states[0]) if states else zeros
-    c0 = em.ref(states[1]) if len(states) > 1 else zeros
+    h0, c0 = rnn_initial_states(em, operands)
     mask_arg = em.ref(mask) if mask is not None else em.const(np.zeros((1, 1), np.float32), key="no_mask")
     outs = node.outputs
     y = em.view(outs[0], [-1, steps if a["return_sequences"] else 1, units])
     c_out = em.ref(outs[2]) if len(outs) > 2 else em.scratch(f"{outs[0].name}_c", f"({batch}, {units})")
     flags = dict(go_backwards=a["go_backwards"], return_sequences=a["return_sequences"],
-                 zero_output_for_mask=a["zero_output_for_mask"], has_mask=mask is not None, reset_after=reset_after)
+                 zero_output_for_mask=a["zero_output_for_mask"], has_mask=mask is not None, reset_after=operands.reset_after)
     name = _kernel_name(em, f"k_{outs[0].name}")
     doc = _doc(node, f"{node.op} recurrence, {units} units, {steps} steps, {flags}")
     em.add_kernel(rnn.rnn_kernel(name, doc, node.op, units, steps, a["activation"],
                                  a.get("recurrent_activation", "sigmoid"), flags))
-    em.launch(name, f"blocks({batch}, 1)", "TPB", xw, em.ref(recurrent), em.const(np.asarray(recurrent_bias, np.float32)),
+    em.launch(name, f"blocks({batch}, 1)", "TPB", xw, em.ref(recurrent), em.const(np.asarray(operands.recurrent_bias, np.float32)),
               mask_arg, h0, c0, y, em.ref(outs[1]), c_out)
 
 
