@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import KcompileError
 from ..ir import GraphBuilder, TensorType, Value, interpret
 from ..ir.shapes import normalize_axis
+from .serialization import keras_serialized
 
 EPSILON = 1e-7  # keras.backend.epsilon()
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
@@ -151,8 +152,7 @@ class Loss:
         """What Keras writes in a compile config: the string given, else the class dict."""
         if self.identifier is not None:
             return self.identifier
-        return {"module": "keras.losses", "class_name": self.keras_class, "config": self.get_config(),
-                "registered_name": None}
+        return keras_serialized("keras.losses", self)
 
     @property
     def objective(self) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import KcompileError
 from ..ir import GraphBuilder, TensorType, interpret
 from . import losses as losses_module
+from .serialization import keras_serialized
 
 NEG_INF = -1e10
 EPSILON = 1e-7
@@ -122,8 +123,7 @@ class Metric:
         """What Keras writes in a compile config: the string given, else the class dict."""
         if self.identifier is not None:
             return self.identifier
-        return {"module": "keras.metrics", "class_name": self.keras_class, "config": self.get_config(),
-                "registered_name": None}
+        return keras_serialized("keras.metrics", self)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"

@@ -27,6 +27,7 @@ from numba import njit
 
 from ..errors import KcompileError
 from .schedules import LearningRateSchedule, get_schedule
+from .serialization import keras_serialized
 
 F = np.float32
 
@@ -473,8 +474,7 @@ class Optimizer:
 
     def serialize(self) -> dict:
         """Keras's serialized form (as in a compile config)."""
-        return {"module": "keras.optimizers", "class_name": self.keras_class, "config": self.get_config(),
-                "registered_name": None}
+        return keras_serialized("keras.optimizers", self)
 
     def __repr__(self):
         return f"<{self.keras_class} name={self.name!r} iterations={self.iterations}>"

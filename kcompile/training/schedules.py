@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from ..errors import KcompileError
+from .serialization import keras_serialized
 
 F = np.float32
 
@@ -39,8 +40,7 @@ class LearningRateSchedule:
         return cls(**config)
 
     def serialize(self) -> dict:
-        return {"module": "keras.optimizers.schedules", "class_name": self.keras_class,
-                "config": self.get_config(), "registered_name": None}
+        return keras_serialized("keras.optimizers.schedules", self)
 
     def __repr__(self):
         return f"<{self.keras_class} {self.get_config()}>"
