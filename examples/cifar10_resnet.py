@@ -26,6 +26,7 @@ import os
 import numpy as np
 
 import common
+from kcompile import zoo
 
 ORIGINAL = {"epochs": 200, "batch_size": 32}
 STAND_IN = {"epochs": 6, "batch_size": 32}
@@ -46,103 +47,6 @@ def lr_schedule(epoch):
         lr *= 1e-1
     print("Learning rate: ", lr)
     return lr
-
-
-def resnet_layer(keras, inputs, num_filters=16, kernel_size=3, strides=1, activation="relu",
-                 batch_normalization=True, conv_first=True):
-    """2D Convolution-Batch Normalization-Activation stack builder."""
-    layers = keras.layers
-    conv = layers.Conv2D(num_filters, kernel_size=kernel_size, strides=strides, padding="same",
-                         kernel_initializer="he_normal", kernel_regularizer=keras.regularizers.l2(1e-4))
-    x = inputs
-    if conv_first:
-        x = conv(x)
-        if batch_normalization:
-            x = layers.BatchNormalization()(x)
-        if activation is not None:
-            x = layers.Activation(activation)(x)
-    else:
-        if batch_normalization:
-            x = layers.BatchNormalization()(x)
-        if activation is not None:
-            x = layers.Activation(activation)(x)
-        x = conv(x)
-    return x
-
-
-def resnet_v1(keras, input_shape, depth, num_classes=10):
-    """ResNet Version 1: stacks of 2 x (3 x 3) Conv2D-BN-ReLU; the first layer of each
-    stack but the first downsamples by a stride of 2."""
-    if (depth - 2) % 6 != 0:
-        raise ValueError("depth should be 6n+2 (eg 20, 32, 44 in [a])")
-    num_filters = 16
-    num_res_blocks = int((depth - 2) / 6)
-
-    inputs = keras.Input(shape=input_shape)
-    x = resnet_layer(keras, inputs=inputs)
-    for stack in range(3):
-        for res_block in range(num_res_blocks):
-            strides = 1
-            if stack > 0 and res_block == 0:  # first layer but not first stack
-                strides = 2  # downsample
-            y = resnet_layer(keras, inputs=x, num_filters=num_filters, strides=strides)
-            y = resnet_layer(keras, inputs=y, num_filters=num_filters, activation=None)
-            if stack > 0 and res_block == 0:  # linear projection residual shortcut to match changed dims
-                x = resnet_layer(keras, inputs=x, num_filters=num_filters, kernel_size=1, strides=strides,
-                                 activation=None, batch_normalization=False)
-            x = keras.layers.add([x, y])
-            x = keras.layers.Activation("relu")(x)
-        num_filters *= 2
-
-    x = keras.layers.AveragePooling2D(pool_size=8)(x)
-    y = keras.layers.Flatten()(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", kernel_initializer="he_normal")(y)
-    return keras.Model(inputs=inputs, outputs=outputs)
-
-
-def resnet_v2(keras, input_shape, depth, num_classes=10):
-    """ResNet Version 2: stacks of (1 x 1)-(3 x 3)-(1 x 1) BN-ReLU-Conv2D bottleneck
-    layers; the first shortcut connection of each stack is a 1 x 1 Conv2D."""
-    if (depth - 2) % 9 != 0:
-        raise ValueError("depth should be 9n+2 (eg 56 or 110 in [b])")
-    num_filters_in = 16
-    num_res_blocks = int((depth - 2) / 9)
-
-    inputs = keras.Input(shape=input_shape)
-    # v2 performs Conv2D with BN-ReLU on input before splitting into 2 paths
-    x = resnet_layer(keras, inputs=inputs, num_filters=num_filters_in, conv_first=True)
-    for stage in range(3):
-        for res_block in range(num_res_blocks):
-            activation = "relu"
-            batch_normalization = True
-            strides = 1
-            if stage == 0:
-                num_filters_out = num_filters_in * 4
-                if res_block == 0:  # first layer and first stage
-                    activation = None
-                    batch_normalization = False
-            else:
-                num_filters_out = num_filters_in * 2
-                if res_block == 0:  # first layer but not first stage
-                    strides = 2  # downsample
-            # bottleneck residual unit
-            y = resnet_layer(keras, inputs=x, num_filters=num_filters_in, kernel_size=1, strides=strides,
-                             activation=activation, batch_normalization=batch_normalization, conv_first=False)
-            y = resnet_layer(keras, inputs=y, num_filters=num_filters_in, conv_first=False)
-            y = resnet_layer(keras, inputs=y, num_filters=num_filters_out, kernel_size=1, conv_first=False)
-            if res_block == 0:  # linear projection residual shortcut to match changed dims
-                x = resnet_layer(keras, inputs=x, num_filters=num_filters_out, kernel_size=1, strides=strides,
-                                 activation=None, batch_normalization=False)
-            x = keras.layers.add([x, y])
-        num_filters_in = num_filters_out
-
-    # v2 has BN-ReLU before Pooling
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.Activation("relu")(x)
-    x = keras.layers.AveragePooling2D(pool_size=8)(x)
-    y = keras.layers.Flatten()(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", kernel_initializer="he_normal")(y)
-    return keras.Model(inputs=inputs, outputs=outputs)
 
 
 def add_arguments(parser):
@@ -169,10 +73,10 @@ def main(argv=None):
     y_test = keras.utils.to_categorical(y_test, num_classes)
 
     keras.utils.set_random_seed(args.seed)
-    if args.version == 2:
-        model = resnet_v2(keras, input_shape=x_train.shape[1:], depth=depth)
-    else:
-        model = resnet_v1(keras, input_shape=x_train.shape[1:], depth=depth)
+    # The original's resnet_layer, resnet_v1 and resnet_v2, line for line, live in
+    # kcompile/zoo.py (the benchmarks and tests build the same ResNets).
+    build = zoo.cifar10_resnet_v2 if args.version == 2 else zoo.cifar10_resnet_v1
+    model = build(keras, depth=depth, num_classes=num_classes)
     model.summary()
     print(model_type)
 

@@ -76,6 +76,13 @@ class Data:
     def splits(self):
         return (self.x_train, self.y_train), (self.x_test, self.y_test)
 
+    def prepared(self, sample_shape: tuple, num_classes: int):
+        """The MNIST examples' preprocessing: images reshaped to sample_shape and scaled
+        to [0, 1], labels one-hot (keras.utils.to_categorical)."""
+        one_hot = np.eye(num_classes, dtype="float32")
+        return tuple((x.reshape((len(x),) + tuple(sample_shape)).astype("float32") / 255,
+                      one_hot[np.asarray(y).reshape(-1)]) for x, y in self.splits())
+
     def head(self, n_train: int, n_test: int) -> "Data":
         return Data((self.x_train[:n_train], self.y_train[:n_train]), (self.x_test[:n_test], self.y_test[:n_test]),
                     f"{self.description}; --quick keeps {n_train} + {n_test}", self.stand_in)

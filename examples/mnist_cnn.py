@@ -30,11 +30,7 @@ def main(argv=None):
 
     data = common.load_mnist(args)
     epochs, batch_size = common.settings(args, data, ORIGINAL, STAND_IN)
-    (x_train, y_train), (x_test, y_test) = data.splits()
-    x_train = x_train.reshape(len(x_train), img_rows, img_cols, 1).astype("float32") / 255
-    x_test = x_test.reshape(len(x_test), img_rows, img_cols, 1).astype("float32") / 255
-    y_train = keras.utils.to_categorical(y_train, num_classes)
-    y_test = keras.utils.to_categorical(y_test, num_classes)
+    (x_train, y_train), (x_test, y_test) = data.prepared((img_rows, img_cols, 1), num_classes)
 
     keras.utils.set_random_seed(args.seed)
     model = keras.Sequential([
