@@ -4,7 +4,8 @@
     python benchmarks/run.py --models mnist_mlp --seconds 0.5
 
 For each model at batch 1 and 128 (ResNet50: 1 and 32), with the same thread count
-everywhere (default 2): kcompile's compiled model, ONNX Runtime on Keras's own ONNX
+everywhere (default 2): kcompile's compiled model (the default Numba CPU target, and
+target="native", the C library through ctypes), ONNX Runtime on Keras's own ONNX
 export (`model.export(format="onnx")`) and on kcompile's export, TensorFlow
 `model(x)`, `model.predict` and XLA (`jit_compile=True`). Then compile time (a new
 model in a fresh process; an artifact loaded in a fresh process), peak memory of a
@@ -25,7 +26,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import numpy as np  # noqa: E402
 
 from measure import gemm_peak, median_time, set_threads  # noqa: E402
 from models import MODELS, build_model, model_inputs  # noqa: E402
@@ -58,6 +58,9 @@ def bench_model(name: str, folder: str, args) -> dict:
     compiled = kcompile.compile(path, custom_objects=custom_objects)
     artifact = os.path.join(folder, f"{name}.kc")
     compiled.save(artifact)
+    native = kcompile.compile(path, target="native", custom_objects=custom_objects)
+    native_artifact = os.path.join(folder, f"{name}.native.kc")
+    native.save(native_artifact)
     kc_onnx = os.path.join(folder, f"{name}.kc.onnx")
     onnx_model = compiled.export_onnx(kc_onnx)
     row["onnx_nodes_kcompile"] = len(onnx_model.graph.node)
@@ -80,7 +83,8 @@ def bench_model(name: str, folder: str, args) -> dict:
     for batch in batches:
         inputs = model_inputs(keras_model, batch)
         feed = inputs[0]
-        times = {"kcompile": median_time(lambda: compiled(feed), args.seconds)}
+        times = {"kcompile": median_time(lambda: compiled(feed), args.seconds),
+                 "native": median_time(lambda: native(feed), args.seconds)}
         for key, session in sessions.items():
             names = [i.name for i in session.get_inputs()]
             feeds = dict(zip(names, inputs))
@@ -95,10 +99,13 @@ def bench_model(name: str, folder: str, args) -> dict:
         times["gflops"] = count_flops(compiled.optimized, batch) / times["kcompile"] / 1e9
         row[f"b{batch}"] = times
 
-    row["compile"] = run_worker({"task": "compile", "path": path, "name": name}, args.threads)
-    row["load"] = run_worker({"task": "load", "artifact": artifact}, args.threads)
     big = batches[-1]
-    row["memory_kcompile"] = run_worker({"task": "memory_kcompile", "artifact": artifact, "batch": big}, args.threads)
+    for suffix, target, built in (("", "cpu", artifact), ("_native", "native", native_artifact)):
+        row["compile" + suffix] = run_worker({"task": "compile", "path": path, "name": name, "target": target},
+                                             args.threads)
+        row["load" + suffix] = run_worker({"task": "load", "artifact": built}, args.threads)
+        row["memory_kcompile" + suffix] = run_worker({"task": "memory_kcompile", "artifact": built, "batch": big},
+                                                     args.threads)
     row["memory_ort"] = run_worker({"task": "memory_ort", "onnx": keras_onnx or kc_onnx, "batch": big,
                                     "threads": args.threads}, args.threads)
     return row
@@ -117,30 +124,45 @@ def ratio(a, b) -> str:
 def markdown(rows, peak: float, threads: int) -> str:
     out = [f"Machine float32 GEMM peak (NumPy, {threads} threads): {peak:.0f} GFLOP/s. Median times; "
            "ratios are kcompile time / other time (below 1 is faster).", ""]
-    out.append("| model | batch | kcompile | ORT (Keras export) | ratio | ORT (kcompile export) | TF model(x) | "
-               "TF predict | TF XLA | x faster than predict | kcompile GFLOP/s | % of peak |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    out.append("| model | batch | kcompile | ORT (Keras export) | ratio | kcompile native | native ratio | "
+               "ORT (kcompile export) | TF model(x) | TF predict | TF XLA | x faster than predict (Numba / native) | "
+               "kcompile GFLOP/s (Numba / native) | % of peak |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         for batch in r["batches"]:
             t = r[f"b{batch}"]
             out.append(
                 f"| {r['model']} | {batch} | {fmt_time(t['kcompile'])} | {fmt_time(t.get('ort_keras'))} | "
-                f"{ratio(t['kcompile'], t.get('ort_keras'))} | {fmt_time(t['ort_kcompile'])} | {fmt_time(t['tf_call'])} | "
-                f"{fmt_time(t['tf_predict'])} | {fmt_time(t['tf_xla'])} | {t['tf_predict'] / t['kcompile']:.0f} | "
-                f"{t['gflops']:.1f} | {100 * t['gflops'] / peak:.0f}% |")
-    out += ["", "| model | compile, new model (fresh process) | artifact load (fresh process) | "
-            "peak RSS kcompile | peak RSS ORT | memory ratio | ONNX nodes kcompile / Keras | "
-            "ORT on kcompile export / on Keras export (batch 1, large) |", "|---|---|---|---|---|---|---|---|"]
+                f"{ratio(t['kcompile'], t.get('ort_keras'))} | {fmt_time(t['native'])} | "
+                f"{ratio(t['native'], t.get('ort_keras'))} | {fmt_time(t['ort_kcompile'])} | {fmt_time(t['tf_call'])} | "
+                f"{fmt_time(t['tf_predict'])} | {fmt_time(t['tf_xla'])} | "
+                f"{t['tf_predict'] / t['kcompile']:.0f} / {t['tf_predict'] / t['native']:.0f} | "
+                f"{t['gflops']:.0f} / {t['gflops'] * t['kcompile'] / t['native']:.0f} | "
+                f"{100 * t['gflops'] / peak:.0f}% / {100 * t['gflops'] * t['kcompile'] / t['native'] / peak:.0f}% |")
+    out += ["", "Fresh processes: compile = a new model compiled and run once (an empty kcompile cache; "
+            "Numba's kernel library cached); load = `kcompile.load` of the artifact and one run; peak RSS = "
+            "loading the artifact (or the ONNX file in ONNX Runtime) and predicting at the large batch. "
+            "Pairs are Numba / native.", "",
+            "| model | compile, new model | artifact load | peak RSS kcompile | peak RSS ORT | memory ratio | "
+            "ONNX nodes kcompile / Keras | ORT on kcompile export / on Keras export (batch 1, large) |",
+            "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        comp, load = r["compile"], r["load"]
-        mk, mo = r["memory_kcompile"], r["memory_ort"]
+        mo = r["memory_ort"]
+
+        def pair(key, field, fmt):
+            return " / ".join(fmt.format(r[key + s].get(field, float("nan"))) for s in ("", "_native"))
+
+        def memory_ratio(suffix):
+            return ratio(r["memory_kcompile" + suffix].get("peak_mb"), mo.get("peak_mb"))
+
         small, large = r["batches"]
         onnx_ratio = (f"{ratio(r[f'b{small}']['ort_kcompile'], r[f'b{small}'].get('ort_keras'))} / "
                       f"{ratio(r[f'b{large}']['ort_kcompile'], r[f'b{large}'].get('ort_keras'))}")
         out.append(
-            f"| {r['model']} | {comp.get('seconds', float('nan')):.2f} s | {load.get('seconds', float('nan')):.2f} s | "
-            f"{mk.get('peak_mb', float('nan')):.0f} MB | {mo.get('peak_mb', float('nan')):.0f} MB | "
-            f"{ratio(mk.get('peak_mb'), mo.get('peak_mb'))} | {r['onnx_nodes_kcompile']} / {r.get('onnx_nodes_keras', 'n/a')} | "
+            f"| {r['model']} | {pair('compile', 'seconds', '{:.2f} s')} | {pair('load', 'seconds', '{:.2f} s')} | "
+            f"{pair('memory_kcompile', 'peak_mb', '{:.0f} MB')} | {mo.get('peak_mb', float('nan')):.0f} MB | "
+            f"{memory_ratio('')} / {memory_ratio('_native')} | "
+            f"{r['onnx_nodes_kcompile']} / {r.get('onnx_nodes_keras', 'n/a')} | "
             f"{onnx_ratio} |")
     errors = [f"- {r['model']}: Keras ONNX export failed ({r['keras_onnx_error']})" for r in rows if "keras_onnx_error" in r]
     return "\n".join(out + ([""] + errors if errors else []))

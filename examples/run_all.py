@@ -39,8 +39,10 @@ def row(name: str, extra: list, seconds: float, results: dict) -> str:
              f"{trained['test_accuracy']:.2%}"]
     if "keras" in results:
         cells.append(f"{results['keras']['epoch_s']:.2f} s / {results['keras']['test_accuracy']:.2%}")
+    batches = sorted(latency["kcompile artifact"], key=int)
+    cells.append(" / ".join(batches))
     for runner in ("kcompile artifact", "ONNX Runtime (model.onnx)", "Keras (trained.keras)"):
-        cells.append(" / ".join(f"{latency[runner][b]:.3f}" for b in ("1", "128") if b in latency[runner]))
+        cells.append(" / ".join(f"{latency[runner][b]:.3f}" for b in batches))
     return "| " + " | ".join(cells) + " |"
 
 
@@ -54,7 +56,7 @@ def main():
     header = ["command", "data", "epochs × batch", "wall time", "s/epoch", "test accuracy"]
     if args.compare_keras:
         header.append("Keras fit: s/epoch / accuracy")
-    header += ["kcompile predict ms (b1 / b128)", "ONNX Runtime ms", "Keras ms"]
+    header += ["predict batch", "kcompile artifact ms", "ONNX Runtime ms", "Keras ms"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     with tempfile.TemporaryDirectory() as folder:
         for name in EXAMPLES:
