@@ -76,6 +76,8 @@ class NativeLibrary:
         self.inputs = [self._spec(k, False) for k in range(self.lib.kc_model_num_inputs(self.handle))]
         self.outputs = [self._spec(k, True) for k in range(self.lib.kc_model_num_outputs(self.handle))]
         self.has_batch = bool(self.lib.kc_model_has_batch(self.handle))
+        self._input_pointers = ctypes.c_void_p * max(len(self.inputs), 1)
+        self._output_pointers = ctypes.c_void_p * max(len(self.outputs), 1)
         self.name = self.lib.kc_model_name(self.handle).decode()
 
     def _check(self, status: int):
@@ -126,15 +128,22 @@ class NativeLibrary:
         batch = 1 if batch is None else batch
         if batch < 1:
             raise InputError("the batch is empty")
-        outputs = []
+        shapes = []
         for k, spec in enumerate(self.outputs):
             shape = list(spec.shape)
             if None in shape:
                 shape[shape.index(None)] = self._size(k, batch, True) // max(
                     int(np.prod([d for d in shape if d is not None], dtype=np.int64)), 1)
-            outputs.append(np.empty(tuple(shape), spec.dtype))
-        in_ptrs = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
-        out_ptrs = (ctypes.c_void_p * max(len(outputs), 1))(*[o.ctypes.data for o in outputs])
+            shapes.append(tuple(shape))
+        return self.run_checked(arrays, shapes, batch)
+
+    def run_checked(self, arrays: list, output_shapes: list, batch: int) -> list:
+        """Run on inputs already checked against the model (contiguous, of the input dtypes
+        and shapes), into new outputs of `output_shapes`: CompiledModel's path, which has
+        validated its inputs already."""
+        outputs = [np.empty(shape, spec.dtype) for shape, spec in zip(output_shapes, self.outputs)]
+        in_ptrs = self._input_pointers(*[a.ctypes.data for a in arrays])
+        out_ptrs = self._output_pointers(*[o.ctypes.data for o in outputs])
         self._check(self.lib.kc_model_run_ex(self.handle, in_ptrs, len(arrays), out_ptrs, len(outputs), batch,
                                              NATIVE_TYPES))
         return outputs

@@ -42,7 +42,8 @@ class NativeProgram:
     def __call__(self, inputs: list, batch: int) -> list:
         if batch == 0:  # the C API refuses empty batches; Keras returns empty outputs
             return [np.empty(v.type.concrete(0), v.dtype) for v in self.graph.outputs]
-        return self.library(list(inputs))
+        shapes = [v.type.concrete(batch) for v in self.graph.outputs]
+        return self.library.run_checked(list(inputs), shapes, batch)
 
 
 def compile_graph(graph: Graph, folder: str | None = None) -> NativeProgram:
