@@ -16,7 +16,8 @@ import numpy as np
 from ... import __version__
 from ...ir import Graph
 from ...passes import MemoryPlan, plan_memory
-from ..common import bound_for_thread, cache_root, files_digest, load_module, lower_nodes, write_source
+from ..common import cache_root, files_digest, load_module, write_source
+from ..numba_shared import bound_for_thread, lower_nodes
 from .emitter import Emitter
 from .lowerings import LOWERINGS
 from .threads import configure_threading

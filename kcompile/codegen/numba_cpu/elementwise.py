@@ -4,7 +4,7 @@ along their size-1 axes."""
 from __future__ import annotations
 
 from ...ir.graph import Node
-from ..common import SCALAR_TEMPLATES, broadcast_index, program_of
+from ..numba_shared import SCALAR_TEMPLATES, broadcast_index, program_of
 
 # Scalar expression templates ({0}, {1}, {2} are the operands): sigmoid, sign and
 # softplus call the kernel library's scalar functions.

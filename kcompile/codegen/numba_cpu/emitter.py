@@ -12,7 +12,8 @@ from __future__ import annotations
 from ...ir import Graph, Value
 from ...ir.graph import Node
 from ...passes.memory import MemoryPlan
-from ..common import BindEmitter, tuple_text
+from ..common import tuple_text
+from ..numba_shared import BindEmitter
 
 
 class Emitter(BindEmitter):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import Kind, all_primitives
-from ..common import LoweringTable, resize_geometry, resize_tables, rnn_initial_states, rnn_operands
+from ..common import LoweringTable
+from ..numba_shared import resize_geometry, resize_tables, rnn_initial_states, rnn_operands
 from ...ir.program import format_program
 from ...passes.rewrite import per_channel
 from .elementwise import elementwise_kernel, program_of

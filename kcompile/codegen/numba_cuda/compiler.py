@@ -21,7 +21,8 @@ from ... import __version__
 from ...ir import Graph
 from ...passes import MemoryPlan, plan_memory
 from .availability import require_cuda, simulator_enabled
-from ..common import bound_for_thread, cache_root, load_module, lower_nodes, write_source
+from ..common import cache_root, load_module, write_source
+from ..numba_shared import bound_for_thread, lower_nodes
 from .emitter import Emitter
 from .lowerings import LOWERINGS
 from .tuning import GPU, SIMULATOR, Tuning

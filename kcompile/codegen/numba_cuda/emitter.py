@@ -12,7 +12,8 @@ import numpy as np
 
 from ...ir import Graph, Value
 from ...passes.memory import MemoryPlan
-from ..common import BindEmitter, tuple_text
+from ..common import tuple_text
+from ..numba_shared import BindEmitter
 
 
 class Emitter(BindEmitter):

@@ -6,7 +6,8 @@ import numpy as np
 
 from ...errors import KcompileError
 from ...ir import Kind, all_primitives
-from ..common import LoweringTable, resize_geometry, resize_tables, rnn_initial_states, rnn_operands
+from ..common import LoweringTable
+from ..numba_shared import resize_geometry, resize_tables, rnn_initial_states, rnn_operands
 from ...ir.program import format_program
 from ...passes.rewrite import per_channel
 from . import gemm, movement, reduce, rnn, window
