@@ -7,6 +7,7 @@ import kcompile
 from kcompile import zoo
 from kcompile.codegen.native import program as native_program
 from support.keras_models import assert_close, keras3, keras_outputs, randomize
+from support.no_tensorflow import run_without_tensorflow
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,19 @@ def test_artifact_loads_its_library_without_rebuilding(cnn, tmp_path, monkeypatc
     monkeypatch.setattr(native_program, "build_library", no_build)
     loaded = kcompile.load(str(tmp_path / "cnn.kc"))
     x = np.random.default_rng(1).random((3, 28, 28, 1), dtype=np.float32)
-    assert_close(loaded.predict(x, verbose=0), keras_outputs(model, [x])[0], "loaded native artifact")
+    expected = keras_outputs(model, [x])[0]
+    assert_close(loaded.predict(x, verbose=0), expected, "loaded native artifact")
+
+    # A process where TensorFlow and Keras cannot be imported loads it and predicts.
+    np.save(tmp_path / "x.npy", x)
+    run_without_tensorflow("""
+        import numpy as np, kcompile
+        from kcompile.codegen.native import program
+        program.build_library = None  # loading must not build
+        y = kcompile.load("cnn.kc").predict(np.load("x.npy"), verbose=0)
+        np.save("y.npy", y)
+    """, cwd=str(tmp_path))
+    assert_close(np.load(tmp_path / "y.npy"), expected, "native artifact without TensorFlow")
 
 
 def test_fit_updates_the_native_library(tmp_path):
