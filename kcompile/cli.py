@@ -4,7 +4,7 @@
     kcompile MODEL --target native [-o libM.so]   build a standalone C library (+ libM.h)
     kcompile run libM.so --input x.npy [-o y.npy]   run a native library on .npy inputs
     kcompile inspect MODEL [--ir] [--source] the layer table, the IR, the generated code
-    kcompile bench MODEL_OR_ARTIFACT [--batch 1,128]   latency and throughput
+    kcompile bench MODEL_OR_ARTIFACT [--batch 1,128] [--target T]   latency and throughput
     kcompile export MODEL --onnx OUT.onnx [--opset N]   ONNX, without TensorFlow
 """
 from __future__ import annotations
@@ -90,8 +90,8 @@ def _build_args(parser):
     parser.add_argument("--target", default="cpu", choices=["cpu", "cuda", "native"], help="backend")
 
 
-def _load_any(path: str, input_shapes=None):
-    """An artifact folder or a model file, compiled."""
+def _load_any(path: str, input_shapes=None, target: str = "cpu"):
+    """An artifact folder (of any target) or a model file, compiled for `target`."""
     import os
 
     from . import compile as compile_model
@@ -99,14 +99,14 @@ def _load_any(path: str, input_shapes=None):
 
     if os.path.isdir(path) and os.path.exists(os.path.join(path, "meta.json")):
         return load(path)
-    return compile_model(path, input_shapes=input_shapes)
+    return compile_model(path, target=target, input_shapes=input_shapes)
 
 
 @command("bench", "time predict at several batch sizes")
 def cmd_bench(args, parser):
     from .runtime.bench import format_bench, measure
 
-    model = _load_any(args.model, _parse_shapes(args.input_shape))
+    model = _load_any(args.model, _parse_shapes(args.input_shape), args.target)
     batches = [int(b) for b in args.batch.split(",")]
     print(format_bench(model, measure(model, batches, seconds=args.seconds)))
     return 0
@@ -116,6 +116,8 @@ def _bench_args(parser):
     _add_model_args(parser)
     parser.add_argument("--batch", default="1,128", help="comma-separated batch sizes")
     parser.add_argument("--seconds", type=float, default=1.0, help="time budget per batch size")
+    parser.add_argument("--target", default="cpu", choices=["cpu", "cuda", "native"],
+                        help="backend for a model file (an artifact keeps its own)")
 
 
 @command("export", "export MODEL to ONNX")

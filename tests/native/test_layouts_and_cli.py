@@ -104,3 +104,6 @@ def test_command_line_builds_and_runs_a_library(tmp_path, capsys):
     assert "expects shape" in err and "Traceback" not in err and not (tmp_path / "z.npy").exists()
     assert main(["run", str(tmp_path / "missing.so"), "--input", str(tmp_path / "x.npy")]) == 2
     assert "missing.so" in capsys.readouterr().err
+
+    assert main(["bench", path, "--target", "native", "--batch", "1,3", "--seconds", "0.05"]) == 0
+    assert "(native)" in capsys.readouterr().out
