@@ -44,6 +44,17 @@ def identifier(name: str) -> str:
     return re.sub(r"\W", "_", name)
 
 
+def unique_name(base: str, taken: set, separator: str, first: int) -> str:
+    """`base`, or else base + separator + the first free number from `first` on; the
+    name returned is added to `taken`."""
+    name, k = base, first
+    while name in taken:
+        name = f"{base}{separator}{k}"
+        k += 1
+    taken.add(name)
+    return name
+
+
 # Constant pools: one flat array per dtype, passed to the generated `bind` as W, WI, WL.
 POOLS = {"float32": "W", "int32": "WI", "int64": "WL"}
 POOL_ALIGN = 16  # elements

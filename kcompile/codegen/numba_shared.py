@@ -12,7 +12,7 @@ from ..ir import Graph, Value
 from ..ir.graph import Node
 from ..ir.ops.shape import resize_source
 from ..passes.memory import ITEMSIZE, MemoryPlan
-from .common import ConstantPool, identifier, index_text, tuple_text
+from .common import ConstantPool, identifier, index_text, tuple_text, unique_name
 
 # -- elementwise programs -------------------------------------------------------------------------------------
 
@@ -95,12 +95,7 @@ class BindEmitter:
     def fresh(self, hint: str) -> str:
         base = identifier(hint)[:40] or "v"
         base = base if base[0].isalpha() else f"v_{base}"
-        name, k = base, 1
-        while name in self._used_names:
-            k += 1
-            name = f"{base}_{k}"
-        self._used_names.add(name)
-        return name
+        return unique_name(base, self._used_names, "_", 2)
 
     def dims(self, value: Value) -> list:
         """The concrete dimensions as expressions of `batch`."""

@@ -28,6 +28,7 @@ from llvmlite import ir
 
 from ...ir import Graph
 from ...passes.memory import MemoryPlan
+from ..common import unique_name
 from .irhelp import I8P, I64, VOID, Fn, Sym, i64
 
 ALIGN = 64
@@ -133,12 +134,7 @@ class NativeModule:
     # -- naming -------------------------------------------------------------------------------
     def fresh(self, hint: str) -> str:
         base = "".join(c if c.isalnum() or c in "._" else "_" for c in hint)[:60] or "k"
-        name, k = base, 1
-        while name in self._names:
-            k += 1
-            name = f"{base}.{k}"
-        self._names.add(name)
-        return name
+        return unique_name(base, self._names, ".", 2)
 
     # -- nodes and scratch ------------------------------------------------------------------------
     def begin_node(self, node):

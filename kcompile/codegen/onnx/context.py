@@ -18,6 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ...errors import KcompileError
 from ...ir import Graph, GraphBuilder, TensorType, Value, get_primitive
+from ..common import unique_name
 from .cleanup import cancel_transposes, remove_dead, rename_inputs, sink_transposes
 
 ONNX_DTYPES = {
@@ -55,12 +56,7 @@ class LoweringContext:
 
     # -- names ----------------------------------------------------------------------------
     def fresh(self, hint: str) -> str:
-        name, k = hint, 0
-        while name in self._taken:
-            k += 1
-            name = f"{hint}.{k}"
-        self._taken.add(name)
-        return name
+        return unique_name(hint, self._taken, ".", 1)
 
     def new_name(self, what: str) -> str:
         """A fresh tensor name for something the current IR node computes."""
