@@ -5,24 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import Kind, all_primitives
-from ..common import LoweringTable
-from ..numba_shared import resize_geometry, resize_tables, rnn_initial_states, rnn_operands
 from ...ir.program import format_program
 from ...passes.rewrite import per_channel
+from ..common import LoweringTable, tuple_text
+from ..numba_shared import resize_geometry, resize_tables, rnn_initial_states, rnn_operands
 from .elementwise import elementwise_kernel, program_of
 from .kernels.epilogue import RESIDUAL
 from .kernels.rnn import ACTIVATIONS as RNN_ACTIVATIONS
 from .kernels.rnn import CELLS
 from .kernels.scalar import OPCODES
+from .tuning import conv_method
 
 LOWERINGS = LoweringTable()
 lowering = LOWERINGS.register
 missing_lowerings = LOWERINGS.missing
-
-
-def _tuple(items) -> str:
-    items = [str(i) for i in items]
-    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
 # -- elementwise ---------------------------------------------------------------------------
@@ -100,7 +96,7 @@ def lower_matmul(em, node):
     for v in (a, b):
         expr = em.ref(v)
         if v.shape[:-2] != out.shape[:-2]:
-            target = _tuple(batch_dims + [v.shape[-2], v.shape[-1]])
+            target = tuple_text(batch_dims + [v.shape[-2], v.shape[-1]])
             expr = em.scratch(f"{v.name}_broadcast", target)
             em.call("np.copyto", expr, f"np.broadcast_to({em.ref(v)}, {target})")
         operands.append(f"{expr}.reshape((-1, {em.dims(v)[-2]}, {em.dims(v)[-1]}))")
@@ -121,10 +117,20 @@ def _as_3d(values, rank_spatial):
     return (1,) * (3 - rank_spatial) + tuple(values)
 
 
-def _as_5d(em, value) -> str:
+def _shape_5d(value) -> tuple:
+    """(batch, D, H, W, C) of a channels-last tensor with 1 to 3 spatial axes."""
     spatial = value.shape[1:-1]
-    dims = _as_3d(spatial, len(spatial))
-    return f"{em.ref(value)}.reshape((-1, {dims[0]}, {dims[1]}, {dims[2]}, {value.shape[-1]}))"
+    return (value.shape[0],) + _as_3d(spatial, len(spatial)) + (value.shape[-1],)
+
+
+def _as_5d(em, value) -> str:
+    return f"{em.ref(value)}.reshape({tuple_text((-1,) + _shape_5d(value)[1:])})"
+
+
+def _conv_call(em, x, w2d: str, w2d_shape: tuple, out, geometry: tuple, groups: int, ep):
+    """C.conv with the algorithm measured fastest for this shape (tuning.py)."""
+    method = conv_method(_shape_5d(x), w2d_shape, _shape_5d(out), geometry, groups)
+    em.call("C.conv", _as_5d(em, x), w2d, _as_5d(em, out), tuple_text(geometry), str(groups), str(method), *ep)
 
 
 @lowering("conv")
@@ -140,11 +146,11 @@ def lower_conv(em, node):
     _comment(em, node, f"conv {x.type} * {w.type} -> {out.type}")
     ep = epilogue_args(em, node)
     if groups > 1 and cg == 1:
-        kernel = f"{em.ref(w)}.reshape({_tuple(_as_3d(window, n) + (filters,))})"
-        em.call("C.depthwise_conv", _as_5d(em, x), kernel, _as_5d(em, out), _tuple(geometry), *ep)
+        kernel = f"{em.ref(w)}.reshape({tuple_text(_as_3d(window, n) + (filters,))})"
+        em.call("C.depthwise_conv", _as_5d(em, x), kernel, _as_5d(em, out), tuple_text(geometry), *ep)
         return
-    w2d = f"{em.ref(w)}.reshape(({int(np.prod(window)) * cg}, {filters}))"
-    em.call("C.conv", _as_5d(em, x), w2d, _as_5d(em, out), _tuple(geometry), str(groups), *ep)
+    k = int(np.prod(window)) * cg
+    _conv_call(em, x, f"{em.ref(w)}.reshape(({k}, {filters}))", (k, filters), out, geometry, groups, ep)
 
 
 @lowering("conv_transpose")
@@ -165,13 +171,13 @@ def lower_conv_transpose(em, node):
         if weights is not None:
             kernel = em.const(np.ascontiguousarray(np.swapaxes(weights[flip], -1, -2)).reshape(positions * channels, filters))
         else:
-            kernel = em.scratch(f"{w.name}_flipped", _tuple(window + (channels, filters)))
+            kernel = em.scratch(f"{w.name}_flipped", tuple_text(window + (channels, filters)))
             flipped = f"{em.ref(w)}[{', '.join(['::-1'] * len(window))}]"
             em.call("np.copyto", kernel, f"np.swapaxes({flipped}, -1, -2)")
             kernel = f"{kernel}.reshape(({positions * channels}, {filters}))"
         leading = tuple((k - 1) * d - lo for k, d, (lo, _) in zip(window, dilations, pads))
         geometry = _as_3d(window, n) + (1, 1, 1) + _as_3d(dilations, n) + (0,) * (3 - n) + leading
-        em.call("C.conv", _as_5d(em, x), kernel, _as_5d(em, out), _tuple(geometry), "1", *ep)
+        _conv_call(em, x, kernel, (positions * channels, filters), out, geometry, 1, ep)
         return
     if weights is not None:  # packed once, at compile time
         packed = em.const(np.ascontiguousarray(weights.reshape(positions, filters, channels).transpose(0, 2, 1)))
@@ -180,7 +186,7 @@ def lower_conv_transpose(em, node):
         em.call("np.copyto", packed, f"{em.ref(w)}.reshape(({positions}, {filters}, {channels})).transpose(0, 2, 1)")
     geometry = _as_3d(window, n) + _as_3d(strides, n) + _as_3d(dilations, n)
     crops = (0,) * (3 - n) + tuple(p[0] for p in pads)
-    em.call("C.conv_transpose", _as_5d(em, x), packed, _as_5d(em, out), _tuple(geometry), _tuple(crops), *ep)
+    em.call("C.conv_transpose", _as_5d(em, x), packed, _as_5d(em, out), tuple_text(geometry), tuple_text(crops), *ep)
 
 
 @lowering("max_pool", "avg_pool")
@@ -192,7 +198,7 @@ def lower_pool(em, node):
     is_max = node.op == "max_pool"
     include = bool(node.attrs.get("count_include_pad", False))
     em.comment(f"{node.meta.get('layer', node.op)}: {node.op} {x.type} -> {out.type}")
-    em.call("P.pool", _as_5d(em, x), _as_5d(em, out), _tuple(geometry), str(is_max), str(include))
+    em.call("P.pool", _as_5d(em, x), _as_5d(em, out), tuple_text(geometry), str(is_max), str(include))
 
 
 # -- reductions ------------------------------------------------------------------------------------
@@ -218,8 +224,8 @@ def lower_reduce(em, node):
     else:
         # Make the reduced axes adjacent (last) with a transposed copy.
         perm = [i for i in range(x.rank) if i not in axes] + axes
-        moved = em.scratch(f"{x.name}_moved", _tuple([em.dims(x)[i] for i in perm]))
-        em.call("np.copyto", moved, f"np.transpose({em.ref(x)}, {_tuple(perm)})")
+        moved = em.scratch(f"{x.name}_moved", tuple_text([em.dims(x)[i] for i in perm]))
+        em.call("np.copyto", moved, f"np.transpose({em.ref(x)}, {tuple_text(perm)})")
         view = f"{moved}.reshape((-1, {int(np.prod([x.shape[a] for a in axes]))}, 1))"
         outer, inner = tuple(x.shape[i] for i in range(x.rank) if i not in axes), ()
     dims = ["-1" if None in g else str(int(np.prod(g))) for g in (outer, inner)]
@@ -246,7 +252,7 @@ def lower_reshape(em, node):
 
 @lowering("transpose")
 def lower_transpose(em, node):
-    em.call("np.copyto", em.ref(node.output), f"np.transpose({em.ref(node.inputs[0])}, {_tuple(node.attrs['perm'])})")
+    em.call("np.copyto", em.ref(node.output), f"np.transpose({em.ref(node.inputs[0])}, {tuple_text(node.attrs['perm'])})")
 
 
 @lowering("concat")
@@ -341,7 +347,7 @@ def lower_rnn(em, node):
     act = RNN_ACTIVATIONS[a["activation"]]
     rec = RNN_ACTIVATIONS[a.get("recurrent_activation", "sigmoid")]
     em.call("N.rnn", str(CELLS[node.op]), xw, em.ref(recurrent), em.const(operands.recurrent_bias.astype(np.float32)),
-            mask_expr, h0, c0, y, h_out, c_out, str(act), str(rec), _tuple(flags))
+            mask_expr, h0, c0, y, h_out, c_out, str(act), str(rec), tuple_text(flags))
 
 
 
@@ -365,7 +371,7 @@ def lower_conv_weight_grad(em, node):
                 + tuple(p[0] for p in a["pads"]))
     em.comment(f"{node.meta.get('layer', node.op)}: kernel gradient {out.type}")
     em.call("D.conv_weight_grad", _as_5d(em, x), _as_5d(em, g), f"{em.ref(out)}.reshape((-1, {out.shape[-1]}))",
-            _tuple(geometry))
+            tuple_text(geometry))
 
 
 @lowering("max_pool_grad")
@@ -375,7 +381,7 @@ def lower_max_pool_grad(em, node):
     a = node.attrs
     geometry = _as_3d(a["window"], n) + _as_3d(a["strides"], n) + (0,) * (3 - n) + tuple(p[0] for p in a["pads"])
     em.comment(f"{node.meta.get('layer', node.op)}: max_pool gradient")
-    em.call("D.max_pool_grad", _as_5d(em, x), _as_5d(em, g), _as_5d(em, node.output), _tuple(geometry))
+    em.call("D.max_pool_grad", _as_5d(em, x), _as_5d(em, g), _as_5d(em, node.output), tuple_text(geometry))
 
 
 @lowering("scatter_add")

@@ -13,7 +13,9 @@ from .scalar import FASTMATH
 
 TILE_BYTES = 1 << 18  # im2col tile that stays in L2
 MIN_JOBS = 4  # at least this many parallel jobs per call (a get_num_threads() call would defeat caching)
-DIRECT_MAX_K = 32  # window * channels below which direct accumulation beats im2col + GEMM
+# Algorithms of `conv` (the lowering picks one per shape, measured: see tuning.py).
+IM2COL = 0  # im2col tiles into BLAS GEMMs
+DIRECT = 1  # direct accumulation, for few input channels (groups == 1 only)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -85,9 +87,10 @@ def _direct_rows(x, w2d, out2, n, od, oh, geometry, out_shape):
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
-def conv(x, w2d, out, geometry, groups, steps, chan, res):
+def conv(x, w2d, out, geometry, groups, method, steps, chan, res):
     """x (N, D, H, W, C); w2d (KD*KH*KW*C/groups, F); out (N, OD, OH, OW, F).
-    geometry = (KD, KH, KW, SD, SH, SW, DD, DH, DW, PD, PH, PW) with P* the leading pads."""
+    geometry = (KD, KH, KW, SD, SH, SW, DD, DH, DW, PD, PH, PW) with P* the leading pads.
+    method: IM2COL or DIRECT (a 1x1 stride-1 conv is always one GEMM)."""
     n_, od_, oh_, ow_, f = out.shape
     c = x.shape[4]
     pixels = od_ * oh_ * ow_
@@ -106,7 +109,7 @@ def conv(x, w2d, out, geometry, groups, steps, chan, res):
             np.dot(x2[r0:r1], w2d, block)
             apply(block, steps, chan, res, r0)
         return
-    if groups == 1 and k <= DIRECT_MAX_K:
+    if method == DIRECT and groups == 1:
         for job in prange(n_ * od_ * oh_):
             n = job // (od_ * oh_)
             row0 = _direct_rows(x, w2d, out2, n, (job // oh_) % od_, job % oh_, geometry, (od_, oh_, ow_, f))

@@ -1,0 +1,99 @@
+"""Per-shape algorithm choices, measured on this machine and remembered.
+
+A convolution runs as im2col tiles into BLAS GEMMs or by direct accumulation; which one
+is faster depends on the shape and on the machine (here im2col won even at 9 input
+taps, against the rule of thumb). The first compile that meets a shape times both on
+random data at a small batch and records the winner in the cache folder
+(`tuning.json`), keyed by the kernel library's digest and the thread count, so that
+later compiles of any model with that shape generate the same code without measuring.
+KCOMPILE_TUNE=0 skips measuring and uses im2col."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+from ..common import cache_root
+
+TUNE_BATCH = 8  # samples per measurement: a small batch, where the choice matters most
+REPEATS = 7
+MEASURE_MAX_K = 128  # window x channels above which direct accumulation never won (not measured)
+
+_lock = threading.Lock()
+_choices: dict | None = None
+
+
+def _path() -> str:
+    return os.path.join(cache_root(), "tuning.json")
+
+
+def _load() -> dict:
+    global _choices
+    if _choices is None:
+        try:
+            with open(_path()) as f:
+                _choices = json.load(f)
+        except (OSError, ValueError):
+            _choices = {}
+    return _choices
+
+
+def _save(choices: dict):
+    """Write atomically: concurrent compiles may read the file at any time."""
+    folder = cache_root()
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tuning-", dir=folder)
+    with os.fdopen(fd, "w") as f:
+        json.dump(choices, f, indent=0, sort_keys=True)
+    os.replace(tmp, _path())
+
+
+def _best_seconds(fn) -> float:
+    """The fastest of a few runs: noise on a shared machine only ever adds time."""
+    fn()  # the first call may load the kernel from Numba's cache
+    best = float("inf")
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def conv_method(x_shape: tuple, w2d_shape: tuple, out_shape: tuple, geometry: tuple, groups: int) -> int:
+    """The faster `kernels.conv` method (IM2COL or DIRECT) for these 5-D shapes (batch
+    axis first, None for the batch)."""
+    from .compiler import library_digest
+    from .kernels import conv as C
+    from .kernels.epilogue import NO_CHANNELS, NO_EPILOGUE, NO_RESIDUAL
+
+    pointwise = w2d_shape[0] == x_shape[-1]  # a 1x1 window: one GEMM whatever the method
+    if groups != 1 or pointwise or w2d_shape[0] > MEASURE_MAX_K or os.environ.get("KCOMPILE_TUNE", "1") == "0":
+        return C.IM2COL  # the direct kernel handles ungrouped convolutions only
+    import numba
+
+    from .threads import configure_threading
+
+    configure_threading()  # measuring runs parallel kernels
+    key = f"conv {x_shape} {w2d_shape} {out_shape} {geometry} threads={numba.get_num_threads()} " \
+          f"library={library_digest()}"
+    with _lock:
+        choices = _load()
+        if key in choices:
+            return choices[key]
+        rng = np.random.default_rng(0)
+        x = rng.random((TUNE_BATCH,) + tuple(x_shape[1:]), dtype=np.float32)
+        w2d = rng.random(w2d_shape, dtype=np.float32)
+        out = np.empty((TUNE_BATCH,) + tuple(out_shape[1:]), np.float32)
+        seconds = {method: _best_seconds(lambda: C.conv(x, w2d, out, geometry, 1, method, NO_EPILOGUE,
+                                                           NO_CHANNELS, NO_RESIDUAL))
+                   for method in (C.IM2COL, C.DIRECT)}
+        choices[key] = min(seconds, key=seconds.get)
+        try:
+            _save(choices)
+        except OSError:
+            pass  # a read-only cache: measure again next time
+        return choices[key]
