@@ -64,4 +64,7 @@ def test_choice_is_measured_once_then_read_from_the_cache(tmp_path, monkeypatch)
     # Grouped convolutions and large windows are not measured: im2col.
     assert tuning.conv_method(shapes[0], (18, 8), shapes[2], shapes[3], 2) == C.IM2COL
     assert tuning.conv_method(shapes[0], (tuning.MEASURE_MAX_K + 1, 8), shapes[2], shapes[3], 1) == C.IM2COL
+    # KCOMPILE_TUNE=0: no timing, im2col, even for a shape never seen.
+    monkeypatch.setenv("KCOMPILE_TUNE", "0")
+    assert tuning.conv_method(shapes[0], (27, 8), shapes[2], shapes[3], 1) == C.IM2COL
     assert len(measured) == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 
 import numpy as np
 
@@ -33,11 +34,18 @@ class NativeProgram:
 
     def __init__(self, graph: Graph, folder: str | None = None):
         self.graph = graph
-        folder = folder or os.path.join(cache_root(), "native", graph_digest(graph))
-        self.path = os.path.join(folder, LIBRARY_NAME)
-        if not os.path.exists(self.path):  # an artifact folder or the cache already holds it
-            build_library(graph, self.path, optimize=False)
+        self.path = os.path.join(folder, LIBRARY_NAME) if folder else self._cached(graph)
+        if not os.path.exists(self.path):  # an artifact being written: it keeps its own copy
+            shutil.copyfile(self._cached(graph), self.path)
         self.library = NativeLibrary(self.path)
+
+    @staticmethod
+    def _cached(graph: Graph) -> str:
+        """The cache's library for `graph`, built on first use."""
+        path = os.path.join(cache_root(), "native", graph_digest(graph), LIBRARY_NAME)
+        if not os.path.exists(path):
+            build_library(graph, path, optimize=False)
+        return path
 
     def __call__(self, inputs: list, batch: int) -> list:
         if batch == 0:  # the C API refuses empty batches; Keras returns empty outputs
