@@ -44,3 +44,20 @@ def test_every_primitive_example_matches_the_interpreter(native_tmp, kind):
         assert checked >= 2 * len(spans)
     finally:
         lib.close()
+
+
+def test_integer_elementwise_rules_match_the_interpreter(native_tmp):
+    from kcompile.ir import GraphBuilder
+
+    b = GraphBuilder("ints")
+    x = b.input("x", (None, 7), dtype="int32")
+    y = b.input("y", (None, 7), dtype="int32")
+    b.output([b.neg(x), b.abs(x), b.square(x), b.relu(x), b.sign(x), b.floor(x), b.add(x, y), b.sub(x, y),
+              b.mul(x, y), b.maximum(x, y), b.minimum(x, y)])
+    library = str(native_tmp / "libints.so")
+    build_library(b.graph, library, optimize=False)
+    rng = np.random.default_rng(0)
+    inputs = [rng.integers(-50, 50, (3, 7)).astype(np.int32) for _ in range(2)]
+    with NativeLibrary(library) as lib:
+        for got, expected in zip(lib(inputs), interpret(b.graph, inputs)):
+            np.testing.assert_array_equal(got, expected)

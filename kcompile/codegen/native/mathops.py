@@ -187,87 +187,83 @@ def emit_op(f, op: str, args: list, dtypes: list, attrs: dict):
         lo, hi = const(x.type, int(low)), const(x.type, int(high))
         x = b.select(b.icmp_signed("<", x, lo), lo, x)
         return b.select(b.icmp_signed(">", x, hi), hi, x)
-    if not is_float:
-        return _int_op(f, op, args)
-    if op == "neg":
-        return b.fneg(x)
-    if op == "abs":
-        return f.intrinsic("fabs", [x])
-    if op == "exp":
-        return exp(f, x)
-    if op == "log":
-        return f.intrinsic("log", [x])
-    if op in LIBM:
-        return libm(f, LIBM[op], x)
-    if op == "sqrt":
-        return f.intrinsic("sqrt", [x])
-    if op == "rsqrt":
-        return b.fdiv(_fconst(x, 1.0), f.intrinsic("sqrt", [x]))
-    if op == "square":
-        return b.fmul(x, x)
-    if op == "reciprocal":
-        return b.fdiv(_fconst(x, 1.0), x)
-    if op == "tanh":
-        return tanh(f, x)
-    if op == "sigmoid":
-        return sigmoid(f, x)
-    if op == "relu":
-        return b.select(b.fcmp_ordered("<", x, _fconst(x, 0.0)), _fconst(x, 0.0), x)
-    if op == "sign":
-        pos = b.select(b.fcmp_ordered(">", x, _fconst(x, 0.0)), _fconst(x, 1.0), x)
-        return b.select(b.fcmp_ordered("<", x, _fconst(x, 0.0)), _fconst(x, -1.0), pos)
-    if op == "floor":
-        return f.intrinsic("floor", [x])
-    if op == "softplus":
-        return b.fadd(b.select(b.fcmp_ordered(">", x, _fconst(x, 0.0)), x, _fconst(x, 0.0)),
-                      libm(f, "log1pf", exp(f, b.fneg(f.intrinsic("fabs", [x])))))
-    y = args[1]
-    if op == "add":
-        return b.fadd(x, y)
-    if op == "sub":
-        return b.fsub(x, y)
-    if op == "mul":
-        return b.fmul(x, y)
-    if op == "div":
-        return b.fdiv(x, y)
-    if op == "pow":
-        return f.intrinsic("pow", [x, y])
-    if op == "maximum":
-        return fmax(f, x, y)
-    if op == "minimum":
-        return fmin(f, x, y)
-    raise KcompileError(f"the native backend has no elementwise rule for {op!r}")
+    rules = FLOAT_RULES if is_float else INT_RULES
+    if op not in rules:
+        if not is_float:
+            raise KcompileError(f"native backend: {op} on integer tensors is not supported")
+        raise KcompileError(f"the native backend has no elementwise rule for {op!r}")
+    return rules[op](f, *args)
 
 
-def _int_op(f, op, args):
+def _f_relu(f, x):
+    return f.b.select(f.b.fcmp_ordered("<", x, _fconst(x, 0.0)), _fconst(x, 0.0), x)
+
+
+def _f_sign(f, x):
     b = f.b
-    x = args[0]
+    pos = b.select(b.fcmp_ordered(">", x, _fconst(x, 0.0)), _fconst(x, 1.0), x)
+    return b.select(b.fcmp_ordered("<", x, _fconst(x, 0.0)), _fconst(x, -1.0), pos)
+
+
+def _f_softplus(f, x):
+    b = f.b
+    return b.fadd(b.select(b.fcmp_ordered(">", x, _fconst(x, 0.0)), x, _fconst(x, 0.0)),
+                  libm(f, "log1pf", exp(f, b.fneg(f.intrinsic("fabs", [x])))))
+
+
+# float32 primitives: name -> function(f, *operands) emitting the result.
+FLOAT_RULES = {
+    "neg": lambda f, x: f.b.fneg(x),
+    "abs": lambda f, x: f.intrinsic("fabs", [x]),
+    "exp": exp,
+    "log": lambda f, x: f.intrinsic("log", [x]),
+    **{op: (lambda name: lambda f, x: libm(f, name, x))(name) for op, name in LIBM.items()},
+    "sqrt": lambda f, x: f.intrinsic("sqrt", [x]),
+    "rsqrt": lambda f, x: f.b.fdiv(_fconst(x, 1.0), f.intrinsic("sqrt", [x])),
+    "square": lambda f, x: f.b.fmul(x, x),
+    "reciprocal": lambda f, x: f.b.fdiv(_fconst(x, 1.0), x),
+    "tanh": tanh,
+    "sigmoid": sigmoid,
+    "relu": _f_relu,
+    "sign": _f_sign,
+    "floor": lambda f, x: f.intrinsic("floor", [x]),
+    "softplus": _f_softplus,
+    "add": lambda f, x, y: f.b.fadd(x, y),
+    "sub": lambda f, x, y: f.b.fsub(x, y),
+    "mul": lambda f, x, y: f.b.fmul(x, y),
+    "div": lambda f, x, y: f.b.fdiv(x, y),
+    "pow": lambda f, x, y: f.intrinsic("pow", [x, y]),
+    "maximum": fmax,
+    "minimum": fmin,
+}
+
+
+def _i_select(f, pred, x, y):
+    """x where x `pred` y (signed), else y."""
+    return f.b.select(f.b.icmp_signed(pred, x, y), x, y)
+
+
+def _i_sign(f, x):
+    b = f.b
     zero = const(x.type, 0)
-    if op == "neg":
-        return b.sub(zero, x)
-    if op == "abs":
-        return b.select(b.icmp_signed("<", x, zero), b.sub(zero, x), x)
-    if op == "square":
-        return b.mul(x, x)
-    if op == "relu":
-        return b.select(b.icmp_signed("<", x, zero), zero, x)
-    if op == "sign":
-        pos = b.select(b.icmp_signed(">", x, zero), const(x.type, 1), zero)
-        return b.select(b.icmp_signed("<", x, zero), const(x.type, -1), pos)
-    if op == "floor":
-        return x
-    y = args[1]
-    if op == "add":
-        return b.add(x, y)
-    if op == "sub":
-        return b.sub(x, y)
-    if op == "mul":
-        return b.mul(x, y)
-    if op == "maximum":
-        return b.select(b.icmp_signed(">", x, y), x, y)
-    if op == "minimum":
-        return b.select(b.icmp_signed("<", x, y), x, y)
-    raise KcompileError(f"native backend: {op} on integer tensors is not supported")
+    pos = b.select(b.icmp_signed(">", x, zero), const(x.type, 1), zero)
+    return b.select(b.icmp_signed("<", x, zero), const(x.type, -1), pos)
+
+
+# int32/int64 primitives (the float-only ones are refused earlier, by check_supported).
+INT_RULES = {
+    "neg": lambda f, x: f.b.sub(const(x.type, 0), x),
+    "abs": lambda f, x: f.b.select(f.b.icmp_signed("<", x, const(x.type, 0)), f.b.sub(const(x.type, 0), x), x),
+    "square": lambda f, x: f.b.mul(x, x),
+    "relu": lambda f, x: f.b.select(f.b.icmp_signed("<", x, const(x.type, 0)), const(x.type, 0), x),
+    "sign": _i_sign,
+    "floor": lambda f, x: x,
+    "add": lambda f, x, y: f.b.add(x, y),
+    "sub": lambda f, x, y: f.b.sub(x, y),
+    "mul": lambda f, x, y: f.b.mul(x, y),
+    "maximum": lambda f, x, y: _i_select(f, ">", x, y),
+    "minimum": lambda f, x, y: _i_select(f, "<", x, y),
+}
 
 
 def program_dtypes(program, in_dtypes: list, acc_dtype: str | None = None) -> list:
