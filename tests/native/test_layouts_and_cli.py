@@ -50,6 +50,9 @@ def test_build_and_run_files(tmp_path):
     run_files(build.library, [f"{name}={tmp_path / 'x.npy'}"], [str(tmp_path / "all.npz")])
     with np.load(tmp_path / "all.npz") as data:
         assert_close(data[data.files[0]], expected, "kcompile run (npz)")
+    np.savez(tmp_path / "inputs.npz", **{name: x})  # all inputs by name in one file
+    run_files(build.library, [str(tmp_path / "inputs.npz")], [str(tmp_path / "y2.npy")])
+    assert_close(np.load(tmp_path / "y2.npy"), expected, "kcompile run (inputs from npz)")
     with pytest.raises(InputError, match="expects shape"):
         np.save(tmp_path / "bad.npy", x[:, :5])
         run_files(build.library, [str(tmp_path / "bad.npy")])
