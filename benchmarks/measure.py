@@ -30,6 +30,17 @@ def median_time(fn, seconds: float = 1.0, min_runs: int = 5) -> float:
     return float(np.median(times))
 
 
+def best_of_rounds(measures: dict, rounds: int) -> dict:
+    """name -> the smallest of `rounds` results of measures[name]() (each a median time),
+    the measures taking turns round by round: on a shared machine the load changes during
+    a run, and alternating spreads it evenly over what is compared."""
+    best = {name: float("inf") for name in measures}
+    for _ in range(rounds):
+        for name, measure in measures.items():
+            best[name] = min(best[name], measure())
+    return best
+
+
 def gemm_peak(n: int = 2048) -> float:
     """float32 GEMM GFLOP/s with NumPy's BLAS: the machine's practical peak."""
     a = np.random.default_rng(0).random((n, n), dtype=np.float32)

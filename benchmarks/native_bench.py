@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from measure import median_time, set_threads  # noqa: E402
+from measure import best_of_rounds, median_time, set_threads  # noqa: E402
 from models import build_model, model_inputs  # noqa: E402
 
 SEEDS = ["mnist_mlp", "mnist_cnn", "cifar10_cnn", "cifar10_resnet", "pretrained_word_embeddings", "antirectifier"]
@@ -64,14 +64,12 @@ def bench_model(name: str, folder: str, runner: str, args) -> list:
     for batch in BATCHES:
         inputs = model_inputs(model, batch)
         feeds = dict(zip(names, inputs))
-        # Rounds alternate the three, and each keeps its best median: on a shared machine
-        # the load changes during a run, and alternating spreads it evenly.
-        t_native = t_predict = t_ort = float("inf")
-        for _ in range(args.rounds):
-            native = native_time(runner, build.library, batch, args.seconds, args.threads)
-            t_native = min(t_native, native["median_ms"] / 1e3)
-            t_predict = min(t_predict, median_time(lambda: compiled(inputs[0]), args.seconds))
-            t_ort = min(t_ort, median_time(lambda: session.run(None, feeds), args.seconds))
+        best = best_of_rounds({
+            "native": lambda: native_time(runner, build.library, batch, args.seconds, args.threads)["median_ms"] / 1e3,
+            "predict": lambda: median_time(lambda: compiled(inputs[0]), args.seconds),
+            "ort": lambda: median_time(lambda: session.run(None, feeds), args.seconds),
+        }, args.rounds)
+        t_native, t_predict, t_ort = best["native"], best["predict"], best["ort"]
         flops = count_flops(compiled.optimized, batch)
         rows.append({"model": name, "batch": batch, "native": t_native, "predict": t_predict, "ort": t_ort,
                      "gflops": flops / t_native / 1e9, "build_s": build_seconds})

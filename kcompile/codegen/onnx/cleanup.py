@@ -151,3 +151,51 @@ def _untransposed(user, transpose, perm, producer, constants, initializers, fres
         else:
             return None
     return inputs
+
+
+def fold_transpose_into_weights(nodes: list, initializers: list, shapes: dict, fresh) -> list:
+    """Transpose(x, p) -> Reshape(to (batch, K)) -> Gemm/MatMul(., W) becomes
+    Reshape(x) -> Gemm/MatMul(., W') with W's rows permuted to x's own element order:
+    a channels-first conv stack flattened into a Dense layer needs no transpose back to
+    Keras's channels-last order. `shapes` gives the transposes' output shapes (the IR
+    shapes bound to them); W' is a new initializer, so a shared W stays as it was."""
+    constants = {t.name: t for t in initializers}
+    producer = {out: node for node in nodes for out in node.output}
+    readers: dict = {}
+    for node in nodes:
+        for name in reads(node):
+            readers.setdefault(name, []).append(node)
+
+    def only_reader(name):
+        users = readers.get(name, [])
+        return users[0] if len(users) == 1 else None
+
+    for reshape in nodes:
+        if reshape.op_type != "Reshape" or reshape.input[1] not in constants:
+            continue
+        transpose = producer.get(reshape.input[0])
+        product = only_reader(reshape.output[0])
+        if transpose is None or transpose.op_type != "Transpose" or only_reader(transpose.output[0]) is not reshape:
+            continue
+        if product is None or product.op_type not in ("Gemm", "MatMul") or product.input[0] != reshape.output[0]:
+            continue
+        if any(a.name in ("transA", "transB") and a.i for a in product.attribute) or product.input[1] not in constants:
+            continue
+        perm, shape = _perm(transpose), shapes.get(transpose.output[0])
+        target = numpy_helper.to_array(constants[reshape.input[1]])
+        weight = numpy_helper.to_array(constants[product.input[1]])
+        if shape is None or perm[0] != 0 or any(not isinstance(d, int) for d in shape[1:]):
+            continue
+        rows = int(np.prod(shape[1:]))
+        if target.tolist() not in ([-1, rows], [0, rows]) or weight.ndim != 2 or weight.shape[0] != rows:
+            continue
+        # Row r of W multiplies element r of the transposed flattening; x's element at
+        # its own index i sits at transposed position positions[i].
+        axes = [p - 1 for p in perm[1:]]
+        positions = np.arange(rows).reshape(shape[1:]).transpose(np.argsort(axes)).ravel()
+        permuted = numpy_helper.from_array(np.ascontiguousarray(weight[positions]), fresh(product.input[1] + ".unpermuted"))
+        initializers.append(permuted)
+        constants[permuted.name] = permuted
+        reshape.input[0] = transpose.input[0]
+        product.input[1] = permuted.name
+    return nodes

@@ -19,7 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ...errors import KcompileError
 from ...ir import Graph, GraphBuilder, TensorType, Value, get_primitive
 from ..common import unique_name
-from .cleanup import cancel_transposes, remove_dead, rename_inputs, sink_transposes
+from .cleanup import cancel_transposes, fold_transpose_into_weights, remove_dead, rename_inputs, sink_transposes
 
 ONNX_DTYPES = {
     "float32": TensorProto.FLOAT,
@@ -44,6 +44,7 @@ class LoweringContext:
         self.nodes: list = []  # onnx NodeProto, in order
         self.initializers: list = []  # onnx TensorProto
         self._names: dict = {}  # id(IR Value) -> ONNX tensor name
+        self._shapes: dict = {}  # ONNX tensor name -> IR shape, for what bind() named
         self._params: dict = {id(v): graph.params[name] for name, v in graph.param_values.items()}
         self._keep_alive: list = []  # scratch Values and graphs whose ids key the dicts here
         self._lazy: dict = {}  # id(IR Value) -> thunk making its ONNX tensor on first use
@@ -65,6 +66,7 @@ class LoweringContext:
     def bind(self, value: Value, name: str):
         """`name` is the ONNX tensor holding IR `value`."""
         self._names[id(value)] = name
+        self._shapes.setdefault(name, tuple(value.shape))
 
     def bind_lazy(self, value: Value, make):
         """`make()` emits what computes `value`; it runs the first time `value` is read."""
@@ -233,7 +235,8 @@ class LoweringContext:
         keep = set(output_names)
         nodes, initializers = remove_dead(cancel_transposes(self.nodes, keep), self.initializers, keep)
         nodes = sink_transposes(nodes, initializers, keep, self.fresh)
-        nodes, initializers = remove_dead(cancel_transposes(nodes, keep), initializers, keep)
+        nodes = fold_transpose_into_weights(cancel_transposes(nodes, keep), initializers, self._shapes, self.fresh)
+        nodes, initializers = remove_dead(nodes, initializers, keep)
         return helper.make_graph(
             nodes, graph.name,
             [value_info(n, v.type) for n, v in zip(input_names, graph.inputs)],
