@@ -1,11 +1,14 @@
 """Matrix products and convolutions.
 
 Dense layers and convolutions are one kernel: an *implicit GEMM*. Output row r (a
-sample, or an output pixel) reads its operand row through a pointer computed from r
-(for a convolution: the corner of its window in the zero-padded input), and the
-reduction runs over *segments*, (offset, length) runs of contiguous floats from that
-pointer (one per kernel row when the window's columns are contiguous; one for a dense
-layer). Weights are packed at build time into panels of NR = nv * W columns, so a
+sample, or an output pixel) reads its operand through a pointer computed from r (for a
+convolution: the corner of its window in the input), and the reduction runs over
+*taps*, (offset, length) runs of contiguous floats from that pointer (one per window
+position; one for a dense layer). Consecutive taps that are contiguous in memory merge
+into *segments* (a window row). Zero padding is virtual: a tap of a window that hangs
+over the input's edge reads a buffer of zeros instead, and a tile with such a row
+reduces tap by tap rather than segment by segment, so no padded copy of the input is
+made. Weights are packed at build time into panels of NR = nv * W columns, so a
 micro-kernel keeps an MR x NR tile of sums in vector registers, loads nv vectors of
 weights and broadcasts MR operand values per step of the reduction. The epilogue
 (bias, activation, residual add) runs on each finished tile before it is stored.
@@ -38,18 +41,19 @@ def tile_shape(isa, columns: int) -> tuple:
 
 
 # -- the micro-kernel ------------------------------------------------------------------------------
-def micro_kernel(nm, mr: int, nv: int):
-    """void uk(float **rows, i64 *segments, i64 nseg, float *panel, float *tile):
-    tile[i][c] = sum over segments s, k < len_s of rows[i][off_s + k] * panel[k'][c]."""
+def micro_kernel(nm, mr: int, nv: int, stride: int):
+    """void uk(float **ptrs, i64 *firsts, i64 *lengths, i64 nseg, float *panel, float *tile):
+    tile[i][c] = sum over segments s, k < lengths[s] of ptrs[firsts[s] * stride + i][k] *
+    panel[k'][c] (ptrs holds one pointer per tap and row, `stride` rows per tap)."""
     W = nm.isa.width
     NR = nv * W
 
     def build():
-        f = Fn(nm.module, f"kc_uk_{mr}x{NR}", VOID, [ir.PointerType(FLOAT_P), ir.PointerType(I64), I64, FLOAT_P,
-                                                     FLOAT_P])
+        f = Fn(nm.module, f"kc_uk_{mr}x{NR}_{stride}", VOID,
+               [ir.PointerType(FLOAT_P), ir.PointerType(I64), ir.PointerType(I64), I64, FLOAT_P, FLOAT_P])
         f.fn.attributes.add("noinline")
-        rows, segs, nseg, panel, tile = f.args
-        for a in (rows, segs, panel, tile):
+        ptrs, firsts, lengths, nseg, panel, tile = f.args
+        for a in (ptrs, firsts, lengths, panel, tile):
             a.add_attribute("noalias")
         b = f.b
         vty = ir.VectorType(F32, W)
@@ -58,16 +62,16 @@ def micro_kernel(nm, mr: int, nv: int):
         bpos = f.var(I64, i64(0), name="bpos")
         fma = f.declare(f"llvm.fma.v{W}f32", vty, [vty, vty, vty])
         with f.loop(0, nseg, name="seg") as s:
-            off = b.load(b.gep(segs, [b.mul(s, i64(2))]))
-            length = b.load(b.gep(segs, [b.add(b.mul(s, i64(2)), i64(1))]))
-            ptrs = [b.gep(b.load(b.gep(rows, [i64(i)])), [off]) for i in range(mr)]
+            length = b.load(b.gep(lengths, [s]))
+            first = b.mul(b.load(b.gep(firsts, [s])), i64(stride))
+            rows = [b.load(b.gep(ptrs, [b.add(first, i64(i))])) for i in range(mr)]
             start = b.load(bpos)
             bp = b.gep(panel, [start])
             with f.loop(0, length, name="k") as k:
                 kb = b.mul(k, i64(NR))
                 bv = [f.load(bp, b.add(kb, i64(v * W)), W, align=64) for v in range(nv)]
                 for i in range(mr):
-                    a = f.splat(f.load(ptrs[i], k), W)
+                    a = f.splat(f.load(rows[i], k), W)
                     for v in range(nv):
                         b.store(b.call(fma, [a, bv[v], b.load(acc[i][v])]), acc[i][v])
             b.store(b.add(start, b.mul(length, i64(NR))), bpos)
@@ -76,7 +80,7 @@ def micro_kernel(nm, mr: int, nv: int):
                 f.store(b.load(acc[i][v]), tile, i64(i * NR + v * W), align=64)
         return f.finish()
 
-    return nm.kernel(("uk", mr, nv), build)
+    return nm.kernel(("uk", mr, nv, stride), build)
 
 
 # -- implicit GEMM ---------------------------------------------------------------------------------------
@@ -85,23 +89,28 @@ class Gemm:
     label: str
     rows: Sym  # M
     row_ptr: object  # (f, r) -> float* (the row's base, group 0)
-    segments: list  # [(offset, length)] in floats from the row pointer
+    taps: list  # [(offset, length)] in floats from the row pointer, in the weights' row order
     weights: np.ndarray  # (K, groups * Fg)
     groups: int
     group_stride: int  # floats between groups in an operand row
     out: object  # Value, row-major (M, groups * Fg)
     epilogue: tuple = ()
     extras: tuple = ()
+    # Virtual zero padding: (f, r) -> (an i1 per tap: inside the input, an i1: all are);
+    # None when every tap of every row is inside.
+    tap_inside: object = None
 
 
-def merge_segments(segments: list) -> list:
-    merged = []
-    for off, length in segments:
-        if merged and merged[-1][0] + merged[-1][1] == off:
-            merged[-1] = (merged[-1][0], merged[-1][1] + length)
+def merge_taps(taps: list) -> tuple:
+    """(first tap, length) of each segment: runs of taps contiguous in memory."""
+    firsts, lengths = [], []
+    for t, (off, length) in enumerate(taps):
+        if lengths and taps[firsts[-1]][0] + lengths[-1] == off:
+            lengths[-1] += length
         else:
-            merged.append((off, length))
-    return merged
+            firsts.append(t)
+            lengths.append(length)
+    return firsts, lengths
 
 
 def _epilogue_operands(nm, g: Gemm, channels: int):
@@ -126,7 +135,7 @@ def _epilogue_operands(nm, g: Gemm, channels: int):
 def emit_gemm(nm, g: Gemm):
     isa = nm.isa
     W = isa.width
-    K = int(sum(n for _, n in g.segments))
+    K = int(sum(n for _, n in g.taps))
     F = g.weights.shape[1]
     Fg = F // g.groups
     if g.weights.shape[0] != K:
@@ -154,7 +163,11 @@ def emit_gemm(nm, g: Gemm):
             vectors.append(vv)
         else:
             vectors.append(None)
-    seg_array = np.array([x for s in g.segments for x in s], np.int64)
+    firsts, lengths = merge_taps(g.taps)
+    T = len(g.taps)
+    merged = (np.array(firsts, np.int64), np.array(lengths, np.int64))
+    by_tap = (np.arange(T, dtype=np.int64), np.array([n for _, n in g.taps], np.int64))
+    zeros = np.zeros(max(max(n for _, n in g.taps) + g.group_stride * (g.groups - 1), 1), np.float32)
     rows_outer = packed.nbytes <= (512 << 10)
     target_blocks = -(-TARGET_TASKS // P)
 
@@ -174,11 +187,14 @@ def emit_gemm(nm, g: Gemm):
     def body(f, lo, hi):
         b = f.b
         packed_ptr = nm.const_ptr(f, packed)
-        seg_ptr = nm.const_ptr(f, seg_array)
+        segments = [nm.const_ptr(f, a) for a in merged]
+        if g.tap_inside is not None:
+            zero_ptr = nm.const_ptr(f, zeros)
+            single_taps = [nm.const_ptr(f, a) for a in by_tap]
         vec_ptrs = [nm.const_ptr(f, v) if v is not None else None for v in vectors]
         extras_ptrs = [None if isinstance(v, np.ndarray) else nm.ptr(f, v) for v in g.extras] if fused else []
         out_ptr = nm.ptr(f, g.out)
-        rows_arr = f.alloca(FLOAT_P, MR, align=64, name="rows")
+        ptrs = f.alloca(FLOAT_P, T * MR, align=64, name="ptrs")
         tile = f.alloca(F32, MR * NR, align=64, name="tile")
         M = f.sym(g.rows)
         n_tiles = ntiles(f)
@@ -198,10 +214,17 @@ def emit_gemm(nm, g: Gemm):
             with f.loop(t0, t1, name="tile") as tt:
                 r0 = b.mul(tt, i64(MR))
                 mr = f.min(b.sub(M, r0), i64(MR))
-                with f.loop(0, mr, name="r") as i:
-                    p = g.row_ptr(f, b.add(r0, i))
-                    b.store(b.gep(p, [in_off]), b.gep(rows_arr, [i]))
-                _call_micro_kernels(nm, f, mr, MR, nv, [rows_arr, seg_ptr, i64(len(g.segments)), panel, tile])
+                by_segment = [ptrs, *segments, i64(len(firsts)), panel, tile]
+                if g.tap_inside is None:
+                    _tap_pointers(f, g, ptrs, r0, mr, MR, in_off, taps=firsts)
+                    _call_micro_kernels(nm, f, mr, MR, nv, by_segment)
+                else:
+                    inside = _tap_pointers(f, g, ptrs, r0, mr, MR, in_off, b.gep(zero_ptr, [in_off]))
+                    with b.if_else(inside) as (then, otherwise):
+                        with then:
+                            _call_micro_kernels(nm, f, mr, MR, nv, by_segment)
+                        with otherwise:  # some window hangs over the edge: by taps
+                            _call_micro_kernels(nm, f, mr, MR, nv, [ptrs, *single_taps, i64(T), panel, tile])
                 _store_tile(nm, f, g, program if fused else (), ep_ops or [], vec_ptrs, extras_ptrs, out_ptr, tile,
                             r0, mr, grp, j, col0, F, Fg, NR, npanels)
 
@@ -218,13 +241,33 @@ class _FakeNode:
         self.output = g.out
 
 
+def _tap_pointers(f, g: Gemm, ptrs, r0, mr, MR, in_off, zero=None, taps=None):
+    """ptrs[t * MR + i] = where row r0 + i reads tap t, for the taps listed (default: all),
+    the zeros for a tap outside the input; returns whether every tap of these rows is
+    inside (with zero, for a Gemm with tap_inside)."""
+    b = f.b
+    inside = f.var(ir.IntType(1), ir.Constant(ir.IntType(1), 1), name="inside") if zero is not None else None
+    with f.loop(0, mr, name="r") as i:
+        r = b.add(r0, i)
+        base = b.gep(g.row_ptr(f, r), [in_off])
+        flags, all_inside = g.tap_inside(f, r) if zero is not None else (None, None)
+        if zero is not None:
+            b.store(b.and_(b.load(inside), all_inside), inside)
+        for t in range(len(g.taps)) if taps is None else taps:
+            p = b.gep(base, [i64(g.taps[t][0])])
+            if flags is not None and flags[t] is not None:
+                p = b.select(flags[t], p, zero)
+            b.store(p, b.gep(ptrs, [b.add(i64(t * MR), i)]))
+    return b.load(inside) if zero is not None else None
+
+
 def _call_micro_kernels(nm, f, mr, MR, nv, args):
     """Call the MR-row micro-kernel, or the one for the remaining rows."""
     b = f.b
     full = b.icmp_signed("==", mr, i64(MR))
     with b.if_else(full) as (then, otherwise):
         with then:
-            b.call(micro_kernel(nm, MR, nv), args)
+            b.call(micro_kernel(nm, MR, nv, MR), args)
         with otherwise:
             done = f.fn.append_basic_block("uk.done")
             switch = b.switch(mr, done)
@@ -232,7 +275,7 @@ def _call_micro_kernels(nm, f, mr, MR, nv, args):
                 block = f.fn.append_basic_block(f"uk.{rows}")
                 switch.add_case(i64(rows), block)
                 b.position_at_end(block)
-                b.call(micro_kernel(nm, rows, nv), args)
+                b.call(micro_kernel(nm, rows, nv, MR), args)
                 b.branch(done)
             b.position_at_end(done)
 
@@ -400,42 +443,65 @@ def lower_conv(nm, node):
     if any(p < 0 for pair in pads for p in pair):
         raise KcompileError("native backend: negative convolution padding")
     spatial = _as3(x.shape[1:-1], nsp, 1)
-    padded = tuple(s + lo + hi for s, (lo, hi) in zip(spatial, pads))
+    padded = tuple(s + lo + hi for s, (lo, hi) in zip(spatial, pads))  # for the depthwise kernel
     osp = _as3(out.shape[1:-1], nsp, 1)
     C = x.shape[-1]
     cg = wv.shape[-2]
     F = wv.shape[-1]
     batch = nm.dims(x)[0]
-    source = _padded_input(nm, x, spatial, padded, pads, C, batch)
-    offsets = [((k1 * dil[0] * padded[1] + k2 * dil[1]) * padded[2] + k3 * dil[2]) * C
-               for k1 in range(window[0]) for k2 in range(window[1]) for k3 in range(window[2])]
-    if groups == C and cg == 1 and F == C and groups > 1 and len(offsets) <= 64:
+    if groups == C and cg == 1 and F == C and groups > 1 and int(np.prod(window)) <= 64:
+        source = _padded_input(nm, x, spatial, padded, pads, C, batch)
+        offsets = [((k1 * dil[0] * padded[1] + k2 * dil[1]) * padded[2] + k3 * dil[2]) * C
+                   for k1 in range(window[0]) for k2 in range(window[1]) for k3 in range(window[2])]
         _depthwise(nm, node, source, offsets, weights.reshape(-1, F), padded, strides, osp, batch)
         return
 
-    segments = []
-    for k1 in range(window[0]):
-        for k2 in range(window[1]):
-            for k3 in range(window[2]):
-                off = ((k1 * dil[0] * padded[1] + k2 * dil[1]) * padded[2] + k3 * dil[2]) * C
-                segments.append((off, cg))
-    segments = merge_segments(segments)
+    # Taps are window positions, offsets from the window's corner in the unpadded input;
+    # the corner is at o * stride - pad_lo, outside the input at the borders.
+    positions = [(k1, k2, k3) for k1 in range(window[0]) for k2 in range(window[1]) for k3 in range(window[2])]
+    taps = [(((k1 * dil[0] * spatial[1] + k2 * dil[1]) * spatial[2] + k3 * dil[2]) * C, cg)
+            for k1, k2, k3 in positions]
     per_image = osp[0] * osp[1] * osp[2]
 
-    def row_ptr(f, r):
+    def corner(f, r):
         b = f.b
         n, rem = b.sdiv(r, i64(per_image)), b.srem(r, i64(per_image))
         o1, rem = b.sdiv(rem, i64(osp[1] * osp[2])), b.srem(rem, i64(osp[1] * osp[2]))
         o2, o3 = b.sdiv(rem, i64(osp[2])), b.srem(rem, i64(osp[2]))
-        i1 = b.add(b.mul(n, i64(padded[0])), b.mul(o1, i64(strides[0])))
-        i2 = b.add(b.mul(i1, i64(padded[1])), b.mul(o2, i64(strides[1])))
-        i3 = b.add(b.mul(i2, i64(padded[2])), b.mul(o3, i64(strides[2])))
-        return b.gep(source(f), [b.mul(i3, i64(C))])
+        return n, [b.sub(b.mul(o, i64(st)), i64(lo)) for o, st, (lo, _) in zip((o1, o2, o3), strides, pads)]
 
+    def row_ptr(f, r):
+        b = f.b
+        n, (c1, c2, c3) = corner(f, r)
+        pixel = b.add(b.mul(b.add(b.mul(b.add(b.mul(n, i64(spatial[0])), c1), i64(spatial[1])), c2),
+                            i64(spatial[2])), c3)
+        return b.gep(nm.ptr(f, x), [b.mul(pixel, i64(C))])
+
+    def tap_inside(f, r):
+        """Per tap: is its pixel inside the input (None: always, on unpadded axes)."""
+        b = f.b
+        _, coords = corner(f, r)
+        per_axis = []  # per axis, per window index: i1 or None
+        for c, w, d, (lo, hi), size in zip(coords, window, dil, pads, spatial):
+            per_axis.append([None if lo == hi == 0 else
+                             b.icmp_unsigned("<", b.add(c, i64(k * d)), i64(size)) for k in range(w)])
+        flags, everywhere = [], ir.Constant(ir.IntType(1), 1)
+        for position in positions:
+            parts = [per_axis[axis][k] for axis, k in enumerate(position) if per_axis[axis][k] is not None]
+            flag = None
+            for part in parts:
+                flag = part if flag is None else b.and_(flag, part)
+            flags.append(flag)
+        for axis_flags in per_axis:
+            for flag in axis_flags:
+                if flag is not None:
+                    everywhere = b.and_(everywhere, flag)
+        return flags, everywhere
+
+    padded_any = any(lo or hi for lo, hi in pads)
     rows = Sym(per_image) * batch
-    w2 = weights.reshape(-1, F)
-    emit_gemm(nm, Gemm(f"{out.name}_conv", rows, row_ptr, segments, w2, groups, cg, out,
-                       a.get("epilogue", ()), tuple(node.inputs[2:])))
+    emit_gemm(nm, Gemm(f"{out.name}_conv", rows, row_ptr, taps, weights.reshape(-1, F), groups, cg, out,
+                       a.get("epilogue", ()), tuple(node.inputs[2:]), tap_inside if padded_any else None))
 
 
 def _depthwise(nm, node, source, offsets, weights, padded, strides, osp, batch):
