@@ -209,6 +209,15 @@ def test_seed_model_matches_keras(name, tmp_path):
         # channels-last before Flatten -> Dense is folded into the Dense kernel: only the
         # input's transpose is left.
         assert [n.op_type for n in optimized.graph.node].count("Transpose") == 1
+    if name == "pretrained_word_embeddings":
+        # Conv1D and MaxPooling1D run as 2-D operators; the Squeeze/Unsqueeze pairs
+        # between them cancel, as the transposes do.
+        for node in optimized.graph.node:
+            if node.op_type in ("Conv", "MaxPool"):
+                kernel = next(a for a in node.attribute if a.name == "kernel_shape")
+                assert len(kernel.ints) == 2 and kernel.ints[0] == 1, node.name
+        op_types = [n.op_type for n in optimized.graph.node]
+        assert op_types.count("Unsqueeze") == 1 and op_types.count("Transpose") == 2
     # Each weight is stored once, in one layout.
     assert len(optimized.graph.initializer) == len({t.name for t in optimized.graph.initializer})
     weights = sum(int(np.prod(t.dims)) for t in optimized.graph.initializer)

@@ -75,6 +75,9 @@ EXAMPLES = {
                ([X(2, 3, 1, 4), P(f(3, 4, 2))], {})],
     "conv": [
         ([X(2, 7, 3), P(f(3, 3, 4))], dict(strides=(1,), dilations=(1,), pads=((1, 1),), groups=1)),
+        ([X(2, 7, 3), P(f(3, 3, 4)), P(f(4)), X(2, 7, 4)],
+         dict(strides=(1,), dilations=(1,), pads=((2, 0),), groups=1,
+              epilogue=(("add", (("acc",), ("in", 0)), ()), ("add", (("t", 0), ("in", 1)), ())))),
         ([X(2, 8, 8, 3), P(f(3, 3, 3, 5))], dict(strides=(2, 2), dilations=(1, 1), pads=((0, 1), (0, 1)), groups=1)),
         ([X(2, 6, 6, 4), P(f(3, 3, 1, 8))], dict(strides=(1, 1), dilations=(2, 2), pads=((2, 2), (2, 2)), groups=4)),
         ([X(2, 6, 6, 4), P(f(1, 1, 4, 6))], dict(strides=(1, 1), dilations=(1, 1), pads=((0, 0), (0, 0)), groups=1)),

@@ -4,8 +4,9 @@ The channels-first ONNX operators are wrapped in transposes; between two of them
 pair Transpose(to channels-last) -> Transpose(to channels-first) composes to nothing.
 sink_transposes moves a transpose below the elementwise nodes that follow it (a
 BatchNorm's scale and shift, an activation) so that it meets the next one;
-cancel_transposes composes consecutive transposes, and remove_dead drops what no
-output needs any more (and initializers nobody reads). Subgraphs (Scan bodies) may read
+cancel_transposes composes consecutive transposes (cancel_squeezes drops the
+Squeeze/Unsqueeze pairs lifted 1-D layers leave), and remove_dead drops what no output
+needs any more (and initializers nobody reads). Subgraphs (Scan bodies) may read
 the enclosing graph's tensors, so renames reach into them and their reads count."""
 from __future__ import annotations
 
@@ -71,6 +72,32 @@ def cancel_transposes(nodes: list, keep: set) -> list:
             producer[out] = node
         result.append(node)
     return result
+
+
+def cancel_squeezes(nodes: list, initializers: list, keep: set) -> list:
+    """Unsqueeze(Squeeze(x, axes), axes) -> x (the pair between two lifted 1-D layers);
+    `keep` holds tensor names that must stay (the graph outputs)."""
+    constants = {t.name: t for t in initializers}
+    producer: dict = {}
+    rename: dict = {}
+    result = []
+    for node in nodes:
+        rename_inputs(node, rename)
+        inner = producer.get(node.input[0]) if node.op_type == "Unsqueeze" else None
+        if (inner is not None and inner.op_type == "Squeeze" and node.output[0] not in keep
+                and _same_constant(constants, inner.input[1], node.input[1])):
+            rename[node.output[0]] = inner.input[0]
+            continue
+        for out in node.output:
+            producer[out] = node
+        result.append(node)
+    return result
+
+
+def _same_constant(constants: dict, a: str, b: str) -> bool:
+    if a not in constants or b not in constants:
+        return False
+    return np.array_equal(numpy_helper.to_array(constants[a]), numpy_helper.to_array(constants[b]))
 
 
 def remove_dead(nodes: list, initializers: list, keep: set) -> tuple:

@@ -19,7 +19,8 @@ from onnx import TensorProto, helper, numpy_helper
 from ...errors import KcompileError
 from ...ir import Graph, GraphBuilder, TensorType, Value, get_primitive
 from ..common import unique_name
-from .cleanup import cancel_transposes, fold_transpose_into_weights, remove_dead, rename_inputs, sink_transposes
+from .cleanup import (cancel_squeezes, cancel_transposes, fold_transpose_into_weights, remove_dead, rename_inputs,
+                      sink_transposes)
 
 ONNX_DTYPES = {
     "float32": TensorProto.FLOAT,
@@ -233,7 +234,8 @@ class LoweringContext:
             self.lower(node)
         self._bind_outputs(output_names)
         keep = set(output_names)
-        nodes, initializers = remove_dead(cancel_transposes(self.nodes, keep), self.initializers, keep)
+        nodes = cancel_squeezes(self.nodes, self.initializers, keep)
+        nodes, initializers = remove_dead(cancel_transposes(nodes, keep), self.initializers, keep)
         nodes = sink_transposes(nodes, initializers, keep, self.fresh)
         nodes = fold_transpose_into_weights(cancel_transposes(nodes, keep), initializers, self._shapes, self.fresh)
         nodes, initializers = remove_dead(nodes, initializers, keep)

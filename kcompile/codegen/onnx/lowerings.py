@@ -79,58 +79,94 @@ def to_channels_first(rank: int) -> tuple:
     return (0, rank - 1) + tuple(range(1, rank - 1))
 
 
-def channels_first(ctx, name: str, rank: int) -> str:
+# Convolutions and pooling over one spatial axis run as 2-D ONNX operators over
+# (N, C, 1, W): ONNX Runtime has faster (blocked-layout) kernels for 2-D than for 1-D.
+# The Squeeze/Unsqueeze pairs this leaves between layers cancel in cleanup.py.
+def lifts(rank: int, lift: bool) -> bool:
+    return lift and rank == 3
+
+
+def channels_first(ctx, name: str, rank: int, lift: bool = False) -> str:
+    if lifts(rank, lift):
+        name, rank = ctx.unsqueeze(name, [1]), 4
     return ctx.transpose(name, to_channels_first(rank))
 
 
-def channels_last(ctx, name: str, rank: int) -> str:
+def channels_last(ctx, name: str, rank: int, lift: bool = False) -> str:
+    if lifts(rank, lift):
+        return ctx.squeeze(ctx.transpose(name, (0, 2, 3, 1)), [1])
     return ctx.transpose(name, (0,) + tuple(range(2, rank)) + (1,))
 
 
-def channels_first_value(ctx, value: Value, rank: int) -> Value:
-    """A stand-in for `value` in channels-first layout (broadcast to `rank` axes first):
-    a parameter is stored permuted, anything else is transposed where it is read."""
-    perm = to_channels_first(rank)
+def channels_first_value(ctx, value: Value, rank: int, lift: bool = False) -> Value:
+    """A stand-in for `value` in channels-first layout (broadcast to `rank` axes first,
+    lifted to 2-D with `lift`): a parameter is stored permuted, anything else is
+    transposed where it is read."""
     full = (1,) * (rank - value.rank) + tuple(value.shape)
+    lifted = lifts(rank, lift)
+    if lifted:
+        full = full[:1] + (1,) + full[1:]
+    perm = to_channels_first(len(full))
     proxy = Value(f"{value.name}.channels_first", TensorType(tuple(full[p] for p in perm), value.dtype))
     if ctx.param_array(value) is not None:
         permute = lambda a: np.ascontiguousarray(a.reshape(full).transpose(perm))  # noqa: E731
-        ctx.bind_lazy(proxy, lambda: ctx.derived(value, "channels_first", permute))
+        ctx.bind_lazy(proxy, lambda: ctx.derived(value, f"channels_first{len(full)}", permute))
     else:
-        expand = lambda name: ctx.unsqueeze(name, range(rank - value.rank)) if value.rank < rank else name  # noqa: E731
+        def expand(name):
+            if value.rank < rank:
+                name = ctx.unsqueeze(name, range(rank - value.rank))
+            return ctx.unsqueeze(name, [1]) if lifted else name
+
         ctx.bind_lazy(proxy, lambda: ctx.transpose(expand(ctx.name(value)), perm))
     return proxy
 
 
-def finish_channels_first(ctx, node, acc: str, bias_applied: bool):
+def finish_channels_first(ctx, node, acc: str, bias_applied: bool, lift: bool = False):
     """The epilogue of a conv computed while its result is still channels-first, then one
     transpose back: a conv -> relu -> conv chain has only transpose pairs between the
     convs, which cleanup cancels."""
     rank = node.output.rank
     extra = node.inputs[2:]
     if any(v.rank > rank for v in extra):
-        finish_epilogue(ctx, node, channels_last(ctx, acc, rank), bias_applied)
+        finish_epilogue(ctx, node, channels_last(ctx, acc, rank, lift), bias_applied)
         return
-    perm = to_channels_first(rank)
-    acc_type = TensorType(tuple(node.output.shape[p] for p in perm), node.output.dtype)
-    proxies = [channels_first_value(ctx, v, rank) for v in extra]
+    shape = tuple(node.output.shape)
+    if lifts(rank, lift):
+        shape = shape[:1] + (1,) + shape[1:]
+    acc_type = TensorType(tuple(shape[p] for p in to_channels_first(len(shape))), node.output.dtype)
+    proxies = [channels_first_value(ctx, v, rank, lift) for v in extra]
     done = {0: acc} if bias_applied else None
     out = expand_program(ctx, node.attrs.get("epilogue", ()), proxies, acc, acc_type, done)
-    ctx.bind(node.output, channels_last(ctx, out, rank))
+    ctx.bind(node.output, channels_last(ctx, out, rank, lift))
 
 
-def onnx_kernel(ctx, w) -> str:
+def onnx_kernel(ctx, w, lift: bool = False) -> str:
     """A (*window, A, B) kernel as ONNX's (B, A, *window): conv (F, C/groups, *window),
-    conv_transpose (C, F, *window)."""
+    conv_transpose (C, F, *window); lifted, a 1-D window is (1, k)."""
     n = w.rank - 2
     perm = (n + 1, n) + tuple(range(n))
-    stored = ctx.derived(w, "onnx_kernel", lambda a: np.ascontiguousarray(a.transpose(perm)))
-    return stored if stored is not None else ctx.transpose(ctx.name(w), perm)
+    lifted = lifts(n + 2, lift)
+
+    def layout(a):
+        a = a.transpose(perm)
+        return np.ascontiguousarray(a[:, :, None] if lifted else a)
+
+    stored = ctx.derived(w, "onnx_kernel_2d" if lifted else "onnx_kernel", layout)
+    if stored is not None:
+        return stored
+    moved = ctx.transpose(ctx.name(w), perm)
+    return ctx.unsqueeze(moved, [2]) if lifted else moved
 
 
-def _pads(pads) -> list:
-    """IR (lo, hi) per spatial axis -> ONNX [lo..., hi...]."""
+def _pads(pads, lift: bool = False) -> list:
+    """IR (lo, hi) per spatial axis -> ONNX [lo..., hi...] (lifted: the unit axis first)."""
+    pads = (((0, 0),) if lift else ()) + tuple(pads)
     return [int(lo) for lo, _ in pads] + [int(hi) for _, hi in pads]
+
+
+def _axes(values, lift: bool = False) -> list:
+    """IR per-spatial-axis sizes -> an ONNX attribute (lifted: 1 for the unit axis first)."""
+    return ([1] if lift else []) + [int(v) for v in values]
 
 
 @lowering("conv")
@@ -138,10 +174,12 @@ def lower_conv(ctx, node):
     x, w = node.inputs[:2]
     attrs = node.attrs
     bias = epilogue_bias(ctx, node)
-    inputs = [channels_first(ctx, ctx.name(x), x.rank), onnx_kernel(ctx, w)] + ([bias] if bias else [])
-    y = ctx.node("Conv", inputs, kernel_shape=list(w.shape[:-2]), strides=list(attrs["strides"]),
-                 dilations=list(attrs["dilations"]), pads=_pads(attrs["pads"]), group=int(attrs.get("groups", 1)))
-    finish_channels_first(ctx, node, y, bias_applied=bias is not None)
+    lift = lifts(x.rank, True)
+    inputs = [channels_first(ctx, ctx.name(x), x.rank, lift), onnx_kernel(ctx, w, lift)] + ([bias] if bias else [])
+    y = ctx.node("Conv", inputs, kernel_shape=_axes(w.shape[:-2], lift), strides=_axes(attrs["strides"], lift),
+                 dilations=_axes(attrs["dilations"], lift), pads=_pads(attrs["pads"], lift),
+                 group=int(attrs.get("groups", 1)))
+    finish_channels_first(ctx, node, y, bias_applied=bias is not None, lift=lift)
 
 
 @lowering("conv_transpose")
@@ -164,13 +202,16 @@ def lower_conv_transpose(ctx, node):
 def lower_pool(ctx, node):
     x = node.inputs[0]
     attrs = node.attrs
-    geometry = dict(kernel_shape=list(attrs["window"]), strides=list(attrs["strides"]), pads=_pads(attrs["pads"]))
+    lift = lifts(x.rank, True)
+    geometry = dict(kernel_shape=_axes(attrs["window"], lift), strides=_axes(attrs["strides"], lift),
+                    pads=_pads(attrs["pads"], lift))
+    source = channels_first(ctx, ctx.name(x), x.rank, lift)
     if node.op == "max_pool":
-        y = ctx.node("MaxPool", [channels_first(ctx, ctx.name(x), x.rank)], **geometry)
+        y = ctx.node("MaxPool", [source], **geometry)
     else:
         include = int(bool(attrs.get("count_include_pad", False)))
-        y = ctx.node("AveragePool", [channels_first(ctx, ctx.name(x), x.rank)], count_include_pad=include, **geometry)
-    ctx.bind(node.output, channels_last(ctx, y, x.rank))
+        y = ctx.node("AveragePool", [source], count_include_pad=include, **geometry)
+    ctx.bind(node.output, channels_last(ctx, y, x.rank, lift))
 
 
 # -- reductions and softmax ------------------------------------------------------------------------------
