@@ -1,7 +1,10 @@
 """Timing helpers shared by the benchmark scripts."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -47,3 +50,27 @@ def gemm_peak(n: int = 2048) -> float:
     b = np.random.default_rng(1).random((n, n), dtype=np.float32)
     t = median_time(lambda: a @ b, seconds=2.0)
     return 2 * n**3 / t / 1e9
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_worker(task: dict, threads: int) -> dict:
+    """Run a measurement of worker.py in a fresh Python process (compile times, peak
+    memory, ONNX Runtime alone)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads)}
+    result = subprocess.run([sys.executable, os.path.join(HERE, "worker.py"), json.dumps(task)],
+                            capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def ort_time(onnx_path: str, saved_inputs: str, seconds: float, threads: int) -> float:
+    """ONNX Runtime's median time on the inputs saved in `saved_inputs` (np.savez, in the
+    session's input order), in a fresh process that runs nothing else."""
+    result = run_worker({"task": "ort_time", "onnx": onnx_path, "inputs": saved_inputs, "seconds": seconds,
+                         "threads": threads}, threads)
+    if "error" in result:
+        raise RuntimeError(f"ONNX Runtime on {onnx_path}: {result['error']}")
+    return result["seconds"]

@@ -7,7 +7,8 @@ ONNX Runtime, side by side in one run, at the same thread count (default 2).
 For each seed model: `kcompile.codegen.native.build_library` -> libNAME.so, timed by
 kc_runner (a C program that dlopens the library; no Python in its process) at batch 1
 (latency) and 128 (throughput); `kcompile.compile(path)(x)` (the Numba backend);
-ONNX Runtime on `kcompile.export_onnx(path)` with intra_op_num_threads = threads.
+ONNX Runtime on `kcompile.export_onnx(path)` with intra_op_num_threads = threads, in
+a fresh Python process that runs nothing else.
 Ratios are native time / other time (below 1: the native library is faster). The three
 are measured in alternating rounds and each keeps its best median (shared machines)."""
 from __future__ import annotations
@@ -20,11 +21,13 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from measure import best_of_rounds, median_time, set_threads  # noqa: E402
+from measure import best_of_rounds, median_time, ort_time, set_threads  # noqa: E402
 from models import build_model, model_inputs  # noqa: E402
 
 SEEDS = ["mnist_mlp", "mnist_cnn", "cifar10_cnn", "cifar10_resnet", "pretrained_word_embeddings", "antirectifier"]
@@ -32,15 +35,13 @@ BATCHES = (1, 128)
 
 
 def native_time(runner: str, library: str, batch: int, seconds: float, threads: int) -> dict:
-    time.sleep(0.5)  # let this process's thread pools (ONNX Runtime's, OpenMP's) stop spinning first
+    time.sleep(0.5)  # let this process's thread pools (Numba's) stop spinning first
     result = subprocess.run([runner, library, "bench", str(batch), str(seconds), str(threads)],
                             capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def bench_model(name: str, folder: str, runner: str, args) -> list:
-    import onnxruntime as ort
-
     import kcompile
     from kcompile.codegen.native import build_library
     from kcompile.report import count_flops
@@ -55,19 +56,15 @@ def bench_model(name: str, folder: str, runner: str, args) -> list:
     compiled = kcompile.compile(path, custom_objects=custom)
     onnx_path = os.path.join(folder, f"{name}.onnx")
     kcompile.export_onnx(path, onnx_path, custom_objects=custom)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
-    session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-
     rows = []
     for batch in BATCHES:
         inputs = model_inputs(model, batch)
-        feeds = dict(zip(names, inputs))
+        saved_inputs = os.path.join(folder, f"{name}.b{batch}.npz")
+        np.savez(saved_inputs, *inputs)
         best = best_of_rounds({
             "native": lambda: native_time(runner, build.library, batch, args.seconds, args.threads)["median_ms"] / 1e3,
             "predict": lambda: median_time(lambda: compiled(inputs[0]), args.seconds),
-            "ort": lambda: median_time(lambda: session.run(None, feeds), args.seconds),
+            "ort": lambda: ort_time(onnx_path, saved_inputs, args.seconds, args.threads),
         }, args.rounds)
         t_native, t_predict, t_ort = best["native"], best["predict"], best["ort"]
         flops = count_flops(compiled.optimized, batch)

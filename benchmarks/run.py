@@ -6,7 +6,8 @@
 For each model at batch 1 and 128 (ResNet50: 1 and 32), with the same thread count
 everywhere (default 2): kcompile's compiled model (the default Numba CPU target, and
 target="native", the C library through ctypes), ONNX Runtime on Keras's own ONNX
-export (`model.export(format="onnx")`) and on kcompile's export, TensorFlow
+export (`model.export(format="onnx")`) and on kcompile's export (each in a fresh
+process that runs nothing else), TensorFlow
 `model(x)`, `model.predict` and XLA (`jit_compile=True`). Then compile time (a new
 model in a fresh process; an artifact loaded in a fresh process), peak memory of a
 process predicting at batch 128 from the artifact vs from ONNX Runtime, kcompile's
@@ -17,33 +18,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
+
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 
-from measure import best_of_rounds, gemm_peak, median_time, set_threads  # noqa: E402
+from measure import best_of_rounds, gemm_peak, median_time, ort_time, run_worker, set_threads  # noqa: E402
 from models import MODELS, build_model, model_inputs  # noqa: E402
-
-
-def run_worker(task: dict, threads: int) -> dict:
-    """Run a measurement in a fresh Python process (compile times, peak memory)."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads)}
-    result = subprocess.run([sys.executable, os.path.join(HERE, "worker.py"), json.dumps(task)],
-                            capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def bench_model(name: str, folder: str, args) -> dict:
     import kcompile
-    import onnxruntime as ort
     import tensorflow as tf
 
     from kcompile.report import count_flops
@@ -73,23 +64,20 @@ def bench_model(name: str, folder: str, args) -> dict:
     except Exception as e:  # Keras's exporter fails on some models
         keras_onnx, row["keras_onnx_error"] = None, f"{type(e).__name__}: {str(e)[:80]}"
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
-    sessions = {"ort_kcompile": ort.InferenceSession(kc_onnx, options, providers=["CPUExecutionProvider"])}
-    if keras_onnx:
-        sessions["ort_keras"] = ort.InferenceSession(keras_onnx, options, providers=["CPUExecutionProvider"])
+    exports = {"ort_kcompile": kc_onnx, "ort_keras": keras_onnx} if keras_onnx else {"ort_kcompile": kc_onnx}
     xla = tf.function(keras_model, jit_compile=True)
 
     for batch in batches:
         inputs = model_inputs(keras_model, batch)
         feed = inputs[0]
-        # What the ratios compare takes turns (best of the rounds); TensorFlow runs once.
+        saved_inputs = os.path.join(folder, f"{name}.b{batch}.npz")
+        np.savez(saved_inputs, *inputs)
+        # What the ratios compare takes turns (best of the rounds); ONNX Runtime runs alone
+        # in a fresh process; TensorFlow runs once.
         measures = {"kcompile": lambda: median_time(lambda: compiled(feed), args.seconds),
                     "native": lambda: median_time(lambda: native(feed), args.seconds)}
-        for key, session in sessions.items():
-            feeds = dict(zip([i.name for i in session.get_inputs()], inputs))
-            measures[key] = lambda session=session, feeds=feeds: median_time(lambda: session.run(None, feeds),
-                                                                             args.seconds)
+        for key, onnx_path in exports.items():
+            measures[key] = lambda onnx_path=onnx_path: ort_time(onnx_path, saved_inputs, args.seconds, args.threads)
         times = best_of_rounds(measures, args.rounds)
         tensor = tf.constant(feed)
         times["tf_call"] = median_time(lambda: keras_model(tensor, training=False), args.seconds)

@@ -1,5 +1,6 @@
-"""Measurements that need a fresh process: compile time and peak memory.
-Prints one JSON line. Run by benchmarks/run.py."""
+"""Measurements that need a fresh process: compile time, peak memory, and ONNX Runtime's
+latency with nothing else in the process (no other thread pool spinning on the same
+cores). Prints one JSON line. Run by benchmarks/run.py and native_bench.py."""
 import json
 import os
 import resource
@@ -69,6 +70,18 @@ def main():
         for _ in range(3):
             session.run(None, feeds)
         result = {"peak_mb": peak_mb()}
+    elif kind == "ort_time":
+        import onnxruntime as ort
+
+        from measure import median_time
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = task["threads"], 1
+        session = ort.InferenceSession(task["onnx"], options, providers=["CPUExecutionProvider"])
+        with np.load(task["inputs"]) as saved:
+            arrays = [saved[f"arr_{k}"] for k in range(len(saved.files))]
+        feeds = dict(zip([i.name for i in session.get_inputs()], arrays))
+        result = {"seconds": median_time(lambda: session.run(None, feeds), task["seconds"])}
     else:
         raise SystemExit(f"unknown task {kind}")
     print(json.dumps(result))
