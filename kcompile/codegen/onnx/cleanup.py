@@ -226,3 +226,24 @@ def fold_transpose_into_weights(nodes: list, initializers: list, shapes: dict, f
         reshape.input[0] = transpose.input[0]
         product.input[1] = permuted.name
     return nodes
+
+
+def unit_transposes_to_reshapes(nodes: list, initializers: list, shapes: dict, fresh) -> list:
+    """A Transpose that moves only axes of size 1 (a one-channel image to channels-first)
+    keeps the elements in order: it becomes a Reshape, which copies nothing. `shapes`
+    gives the input shapes known from the IR (None: the batch)."""
+    for node in nodes:
+        shape = shapes.get(node.input[0]) if node.op_type == "Transpose" else None
+        if shape is None or sum(d is None for d in shape) > 1:
+            continue
+        perm = _perm(node)
+        moved = [axis for axis in perm if shape[axis] != 1]
+        if moved != sorted(moved):
+            continue
+        target = numpy_helper.from_array(np.array([-1 if shape[p] is None else shape[p] for p in perm], np.int64),
+                                         fresh(node.output[0] + ".shape"))
+        initializers.append(target)
+        node.op_type = "Reshape"
+        del node.attribute[:]
+        node.input.append(target.name)
+    return nodes

@@ -20,7 +20,7 @@ from ...errors import KcompileError
 from ...ir import Graph, GraphBuilder, TensorType, Value, get_primitive
 from ..common import unique_name
 from .cleanup import (cancel_squeezes, cancel_transposes, fold_transpose_into_weights, remove_dead, rename_inputs,
-                      sink_transposes)
+                      sink_transposes, unit_transposes_to_reshapes)
 
 ONNX_DTYPES = {
     "float32": TensorProto.FLOAT,
@@ -239,6 +239,7 @@ class LoweringContext:
         nodes = sink_transposes(nodes, initializers, keep, self.fresh)
         nodes = fold_transpose_into_weights(cancel_transposes(nodes, keep), initializers, self._shapes, self.fresh)
         nodes, initializers = remove_dead(nodes, initializers, keep)
+        nodes = unit_transposes_to_reshapes(nodes, initializers, self._shapes, self.fresh)
         return helper.make_graph(
             nodes, graph.name,
             [value_info(n, v.type) for n, v in zip(input_names, graph.inputs)],
