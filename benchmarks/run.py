@@ -33,6 +33,18 @@ from measure import best_of_rounds, gemm_peak, median_time, ort_time, run_worker
 from models import MODELS, build_model, model_inputs  # noqa: E402
 
 
+def ort_optimized_ops(onnx_path: str, folder: str, threads: int) -> list:
+    """The operators ONNX Runtime runs for a model: the op types of its optimized graph."""
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.log_severity_level = threads, 3
+    options.optimized_model_filepath = os.path.join(folder, "ort-optimized.onnx")
+    ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    return [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
+
+
 def bench_model(name: str, folder: str, args) -> dict:
     import kcompile
     import tensorflow as tf
@@ -65,6 +77,8 @@ def bench_model(name: str, folder: str, args) -> dict:
         keras_onnx, row["keras_onnx_error"] = None, f"{type(e).__name__}: {str(e)[:80]}"
 
     exports = {"ort_kcompile": kc_onnx, "ort_keras": keras_onnx} if keras_onnx else {"ort_kcompile": kc_onnx}
+    for key, onnx_path in exports.items():
+        row[key + "_ops"] = ort_optimized_ops(onnx_path, folder, args.threads)
     xla = tf.function(keras_model, jit_compile=True)
 
     for batch in batches:
@@ -135,8 +149,9 @@ def markdown(rows, peak: float, threads: int, rounds: int) -> str:
             "loading the artifact (or the ONNX file in ONNX Runtime) and predicting at the large batch. "
             "Pairs are Numba / native.", "",
             "| model | compile, new model | artifact load | peak RSS kcompile | peak RSS ORT | memory ratio | "
-            "ONNX nodes kcompile / Keras | ORT on kcompile export / on Keras export (batch 1, large) |",
-            "|---|---|---|---|---|---|---|---|"]
+            "ONNX nodes kcompile / Keras | nodes ORT runs kcompile / Keras | "
+            "ORT on kcompile export / on Keras export (batch 1, large) |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         mo = r["memory_ort"]
 
@@ -153,10 +168,19 @@ def markdown(rows, peak: float, threads: int, rounds: int) -> str:
             f"| {r['model']} | {pair('compile', 'seconds', '{:.2f} s')} | {pair('load', 'seconds', '{:.2f} s')} | "
             f"{pair('memory_kcompile', 'peak_mb', '{:.0f} MB')} | {mo.get('peak_mb', float('nan')):.0f} MB | "
             f"{memory_ratio('')} / {memory_ratio('_native')} | "
-            f"{r['onnx_nodes_kcompile']} / {r.get('onnx_nodes_keras', 'n/a')} | "
+            f"{r['onnx_nodes_kcompile']} / {r.get('onnx_nodes_keras', 'n/a')} | {ort_nodes(r)} | "
             f"{onnx_ratio} |")
     errors = [f"- {r['model']}: Keras ONNX export failed ({r['keras_onnx_error']})" for r in rows if "keras_onnx_error" in r]
     return "\n".join(out + ([""] + errors if errors else []))
+
+
+def ort_nodes(row) -> str:
+    """Node counts of the graphs ONNX Runtime runs after its optimizer; "same graph" when
+    both exports become the same operators in the same order."""
+    ours, theirs = row["ort_kcompile_ops"], row.get("ort_keras_ops")
+    if theirs is None:
+        return f"{len(ours)} / n/a"
+    return f"{len(ours)} / {len(theirs)}" + (" (same graph)" if ours == theirs else "")
 
 
 def main():
