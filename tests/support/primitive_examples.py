@@ -88,6 +88,8 @@ EXAMPLES = {
         ([X(2, 4, 4, 4, 2), P(f(2, 2, 2, 2, 3))], dict(strides=(1, 2, 1), dilations=(1, 1, 1), pads=((0, 0),) * 3, groups=1)),
         ([X(2, 4, 4, 4, 2), P(f(3, 3, 3, 2, 3))],
          dict(strides=(2, 1, 1), dilations=(1, 1, 1), pads=((1, 1), (0, 1), (1, 0)), groups=1)),
+        # A 9x9 'same' window: more taps than the native backend pads virtually.
+        ([X(2, 9, 9, 2), P(f(9, 9, 2, 3))], dict(strides=(1, 1), dilations=(1, 1), pads=((4, 4), (4, 4)), groups=1)),
     ],
     "conv_transpose": [
         ([X(2, 4, 3), P(f(3, 2, 3))], dict(strides=(2,), dilations=(1,), pads=((0, 0),))),

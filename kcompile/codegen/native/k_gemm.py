@@ -31,6 +31,7 @@ from .mathops import eval_program, program_dtypes
 # Rows of the register tile for nv vectors of columns, by vector register count.
 MR_TABLE = {32: {1: 12, 2: 12}, 16: {1: 12, 2: 6}}
 MAX_TILES_PER_TASK = 8
+MAX_VIRTUAL_TAPS = 64  # larger padded windows read a padded copy (per-tap pointers live on the stack)
 TARGET_TASKS = 16  # enough tasks to balance a few threads when the batch is small
 FLOAT_P = ir.PointerType(F32)
 
@@ -163,9 +164,13 @@ def emit_gemm(nm, g: Gemm):
             vectors.append(vv)
         else:
             vectors.append(None)
+    # Pointer slots: one per tap with virtual padding (a tile over an edge reduces tap by
+    # tap), else one per segment (the slot of segment s holds its first tap's pointer).
     firsts, lengths = merge_taps(g.taps)
     T = len(g.taps)
-    merged = (np.array(firsts, np.int64), np.array(lengths, np.int64))
+    virtual = g.tap_inside is not None
+    slots = list(range(T)) if virtual else firsts
+    merged = (np.array(firsts if virtual else range(len(firsts)), np.int64), np.array(lengths, np.int64))
     by_tap = (np.arange(T, dtype=np.int64), np.array([n for _, n in g.taps], np.int64))
     zeros = np.zeros(max(max(n for _, n in g.taps) + g.group_stride * (g.groups - 1), 1), np.float32)
     rows_outer = packed.nbytes <= (512 << 10)
@@ -188,13 +193,13 @@ def emit_gemm(nm, g: Gemm):
         b = f.b
         packed_ptr = nm.const_ptr(f, packed)
         segments = [nm.const_ptr(f, a) for a in merged]
-        if g.tap_inside is not None:
+        if virtual:
             zero_ptr = nm.const_ptr(f, zeros)
             single_taps = [nm.const_ptr(f, a) for a in by_tap]
         vec_ptrs = [nm.const_ptr(f, v) if v is not None else None for v in vectors]
         extras_ptrs = [None if isinstance(v, np.ndarray) else nm.ptr(f, v) for v in g.extras] if fused else []
         out_ptr = nm.ptr(f, g.out)
-        ptrs = f.alloca(FLOAT_P, T * MR, align=64, name="ptrs")
+        ptrs = f.alloca(FLOAT_P, len(slots) * MR, align=64, name="ptrs")
         tile = f.alloca(F32, MR * NR, align=64, name="tile")
         M = f.sym(g.rows)
         n_tiles = ntiles(f)
@@ -215,11 +220,11 @@ def emit_gemm(nm, g: Gemm):
                 r0 = b.mul(tt, i64(MR))
                 mr = f.min(b.sub(M, r0), i64(MR))
                 by_segment = [ptrs, *segments, i64(len(firsts)), panel, tile]
-                if g.tap_inside is None:
-                    _tap_pointers(f, g, ptrs, r0, mr, MR, in_off, taps=firsts)
+                if not virtual:
+                    _tap_pointers(f, g, ptrs, slots, r0, mr, MR, in_off)
                     _call_micro_kernels(nm, f, mr, MR, nv, by_segment)
                 else:
-                    inside = _tap_pointers(f, g, ptrs, r0, mr, MR, in_off, b.gep(zero_ptr, [in_off]))
+                    inside = _tap_pointers(f, g, ptrs, slots, r0, mr, MR, in_off, b.gep(zero_ptr, [in_off]))
                     with b.if_else(inside) as (then, otherwise):
                         with then:
                             _call_micro_kernels(nm, f, mr, MR, nv, by_segment)
@@ -241,10 +246,10 @@ class _FakeNode:
         self.output = g.out
 
 
-def _tap_pointers(f, g: Gemm, ptrs, r0, mr, MR, in_off, zero=None, taps=None):
-    """ptrs[t * MR + i] = where row r0 + i reads tap t, for the taps listed (default: all),
-    the zeros for a tap outside the input; returns whether every tap of these rows is
-    inside (with zero, for a Gemm with tap_inside)."""
+def _tap_pointers(f, g: Gemm, ptrs, slots, r0, mr, MR, in_off, zero=None):
+    """ptrs[k * MR + i] = where row r0 + i reads tap slots[k] (with `zero`: the zeros for
+    a tap outside the input); returns whether every tap of these rows is inside (with
+    zero, for a Gemm with tap_inside)."""
     b = f.b
     inside = f.var(ir.IntType(1), ir.Constant(ir.IntType(1), 1), name="inside") if zero is not None else None
     with f.loop(0, mr, name="r") as i:
@@ -253,11 +258,11 @@ def _tap_pointers(f, g: Gemm, ptrs, r0, mr, MR, in_off, zero=None, taps=None):
         flags, all_inside = g.tap_inside(f, r) if zero is not None else (None, None)
         if zero is not None:
             b.store(b.and_(b.load(inside), all_inside), inside)
-        for t in range(len(g.taps)) if taps is None else taps:
+        for k, t in enumerate(slots):
             p = b.gep(base, [i64(g.taps[t][0])])
             if flags is not None and flags[t] is not None:
                 p = b.select(flags[t], p, zero)
-            b.store(p, b.gep(ptrs, [b.add(i64(t * MR), i)]))
+            b.store(p, b.gep(ptrs, [b.add(i64(k * MR), i)]))
     return b.load(inside) if zero is not None else None
 
 
@@ -443,24 +448,33 @@ def lower_conv(nm, node):
     if any(p < 0 for pair in pads for p in pair):
         raise KcompileError("native backend: negative convolution padding")
     spatial = _as3(x.shape[1:-1], nsp, 1)
-    padded = tuple(s + lo + hi for s, (lo, hi) in zip(spatial, pads))  # for the depthwise kernel
+    padded = tuple(s + lo + hi for s, (lo, hi) in zip(spatial, pads))
     osp = _as3(out.shape[1:-1], nsp, 1)
     C = x.shape[-1]
     cg = wv.shape[-2]
     F = wv.shape[-1]
     batch = nm.dims(x)[0]
-    if groups == C and cg == 1 and F == C and groups > 1 and int(np.prod(window)) <= 64:
+    positions = [(k1, k2, k3) for k1 in range(window[0]) for k2 in range(window[1]) for k3 in range(window[2])]
+
+    def offsets(dims):
+        """Each window position's offset (floats) from the window's corner in a buffer of `dims`."""
+        return [((k1 * dil[0] * dims[1] + k2 * dil[1]) * dims[2] + k3 * dil[2]) * C for k1, k2, k3 in positions]
+
+    if groups == C and cg == 1 and F == C and groups > 1 and len(positions) <= 64:
         source = _padded_input(nm, x, spatial, padded, pads, C, batch)
-        offsets = [((k1 * dil[0] * padded[1] + k2 * dil[1]) * padded[2] + k3 * dil[2]) * C
-                   for k1 in range(window[0]) for k2 in range(window[1]) for k3 in range(window[2])]
-        _depthwise(nm, node, source, offsets, weights.reshape(-1, F), padded, strides, osp, batch)
+        _depthwise(nm, node, source, offsets(padded), weights.reshape(-1, F), padded, strides, osp, batch)
         return
 
-    # Taps are window positions, offsets from the window's corner in the unpadded input;
-    # the corner is at o * stride - pad_lo, outside the input at the borders.
-    positions = [(k1, k2, k3) for k1 in range(window[0]) for k2 in range(window[1]) for k3 in range(window[2])]
-    taps = [(((k1 * dil[0] * spatial[1] + k2 * dil[1]) * spatial[2] + k3 * dil[2]) * C, cg)
-            for k1, k2, k3 in positions]
+    # Taps are window positions, offsets from the window's corner. With virtual padding
+    # the corner is at o * stride - pad_lo in the input itself (outside it at the
+    # borders); a window too large for per-tap pointers reads a padded copy instead.
+    padded_any = any(lo or hi for lo, hi in pads)
+    virtual = padded_any and len(positions) <= MAX_VIRTUAL_TAPS
+    if virtual or not padded_any:
+        source, dims, lows = (lambda f: nm.ptr(f, x)), spatial, [lo for lo, _ in pads]
+    else:
+        source, dims, lows = _padded_input(nm, x, spatial, padded, pads, C, batch), padded, [0, 0, 0]
+    taps = [(off, cg) for off in offsets(dims)]
     per_image = osp[0] * osp[1] * osp[2]
 
     def corner(f, r):
@@ -468,14 +482,13 @@ def lower_conv(nm, node):
         n, rem = b.sdiv(r, i64(per_image)), b.srem(r, i64(per_image))
         o1, rem = b.sdiv(rem, i64(osp[1] * osp[2])), b.srem(rem, i64(osp[1] * osp[2]))
         o2, o3 = b.sdiv(rem, i64(osp[2])), b.srem(rem, i64(osp[2]))
-        return n, [b.sub(b.mul(o, i64(st)), i64(lo)) for o, st, (lo, _) in zip((o1, o2, o3), strides, pads)]
+        return n, [b.sub(b.mul(o, i64(st)), i64(lo)) for o, st, lo in zip((o1, o2, o3), strides, lows)]
 
     def row_ptr(f, r):
         b = f.b
         n, (c1, c2, c3) = corner(f, r)
-        pixel = b.add(b.mul(b.add(b.mul(b.add(b.mul(n, i64(spatial[0])), c1), i64(spatial[1])), c2),
-                            i64(spatial[2])), c3)
-        return b.gep(nm.ptr(f, x), [b.mul(pixel, i64(C))])
+        pixel = b.add(b.mul(b.add(b.mul(b.add(b.mul(n, i64(dims[0])), c1), i64(dims[1])), c2), i64(dims[2])), c3)
+        return b.gep(source(f), [b.mul(pixel, i64(C))])
 
     def tap_inside(f, r):
         """Per tap: is its pixel inside the input (None: always, on unpadded axes)."""
@@ -498,10 +511,9 @@ def lower_conv(nm, node):
                     everywhere = b.and_(everywhere, flag)
         return flags, everywhere
 
-    padded_any = any(lo or hi for lo, hi in pads)
     rows = Sym(per_image) * batch
     emit_gemm(nm, Gemm(f"{out.name}_conv", rows, row_ptr, taps, weights.reshape(-1, F), groups, cg, out,
-                       a.get("epilogue", ()), tuple(node.inputs[2:]), tap_inside if padded_any else None))
+                       a.get("epilogue", ()), tuple(node.inputs[2:]), tap_inside if virtual else None))
 
 
 def _depthwise(nm, node, source, offsets, weights, padded, strides, osp, batch):
