@@ -220,7 +220,8 @@ def fold_transpose_into_weights(nodes: list, initializers: list, shapes: dict, f
         # its own index i sits at transposed position positions[i].
         axes = [p - 1 for p in perm[1:]]
         positions = np.arange(rows).reshape(shape[1:]).transpose(np.argsort(axes)).ravel()
-        permuted = numpy_helper.from_array(np.ascontiguousarray(weight[positions]), fresh(product.input[1] + ".unpermuted"))
+        permuted = numpy_helper.from_array(np.ascontiguousarray(weight[positions]),
+                                           fresh(product.input[1] + ".unpermuted"))
         initializers.append(permuted)
         constants[permuted.name] = permuted
         reshape.input[0] = transpose.input[0]
