@@ -252,7 +252,11 @@ def lower_reshape(em, node):
 
 @lowering("transpose")
 def lower_transpose(em, node):
-    em.call("np.copyto", em.ref(node.output), f"np.transpose({em.ref(node.inputs[0])}, {tuple_text(node.attrs['perm'])})")
+    perm = tuple(node.attrs["perm"])
+    if perm == (1, 0):
+        em.call("T.transpose2d", em.ref(node.inputs[0]), em.ref(node.output))
+        return
+    em.call("np.copyto", em.ref(node.output), f"np.transpose({em.ref(node.inputs[0])}, {tuple_text(perm)})")
 
 
 @lowering("concat")

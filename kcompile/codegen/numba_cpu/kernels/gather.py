@@ -1,4 +1,4 @@
-"""Table lookups (Embedding) and resizing."""
+"""Table lookups (Embedding), resizing and matrix transposes."""
 import numpy as np
 from numba import njit, prange
 
@@ -48,3 +48,20 @@ def resize_nearest(x, out, rows, cols):
         for ow in range(ow_):
             out[n, oh, ow] = src[cols[ow]]
 
+
+
+TILE = 32  # a 32 x 32 float32 tile of source and destination fits in L1 together
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def transpose2d(x, out):
+    """out = x.T, tile by tile: a plain strided copy misses the cache on every element of
+    one side (the weight and activation transposes of a training step's backward pass)."""
+    rows, cols = x.shape
+    tiles_c = (cols + TILE - 1) // TILE
+    for t in prange(((rows + TILE - 1) // TILE) * tiles_c):
+        r0 = (t // tiles_c) * TILE
+        c0 = (t % tiles_c) * TILE
+        for c in range(c0, min(c0 + TILE, cols)):
+            for r in range(r0, min(r0 + TILE, rows)):
+                out[c, r] = x[r, c]
