@@ -5,7 +5,7 @@
     opt.iterations                           # 1
     opt.learning_rate = 1e-4                 # a float (settable unless it is a schedule)
 
-Each algorithm is one small @njit(cache=True) kernel over flat arrays; its slots
+Each algorithm is one small parallel @njit kernel over flat arrays; its slots
 (moments) are created on the first `apply`, one set per parameter, in Keras's order.
 The update formulas, their float32 arithmetic and their order follow
 keras/src/optimizers/*.py: clipping (clipnorm, global_clipnorm or clipvalue), then
@@ -23,7 +23,7 @@ import math
 import warnings
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..errors import KcompileError
 from .schedules import LearningRateSchedule, get_schedule
@@ -34,9 +34,9 @@ F = np.float32
 # -- kernels: one per algorithm, float32 throughout (all scalars are passed as float32) --------------------
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _sgd_kernel(p, g, m, lr, momentum, use_momentum, nesterov):
-    for i in range(p.size):
+    for i in prange(p.size):
         if use_momentum:
             m[i] = m[i] * momentum - g[i] * lr
             if nesterov:
@@ -47,9 +47,9 @@ def _sgd_kernel(p, g, m, lr, momentum, use_momentum, nesterov):
             p[i] -= g[i] * lr
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _rmsprop_kernel(p, g, v, m, avg, lr, rho, one_minus_rho, momentum, eps, use_momentum, centered):
-    for i in range(p.size):
+    for i in prange(p.size):
         v[i] = rho * v[i] + one_minus_rho * (g[i] * g[i])
         if centered:
             avg[i] = rho * avg[i] + one_minus_rho * g[i]
@@ -64,9 +64,9 @@ def _rmsprop_kernel(p, g, v, m, avg, lr, rho, one_minus_rho, momentum, eps, use_
             p[i] -= increment
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _adam_kernel(p, g, m, v, vhat, alpha, one_minus_beta_1, one_minus_beta_2, eps, amsgrad):
-    for i in range(p.size):
+    for i in prange(p.size):
         m[i] += (g[i] - m[i]) * one_minus_beta_1
         v[i] += (g[i] * g[i] - v[i]) * one_minus_beta_2
         if amsgrad:
@@ -77,34 +77,34 @@ def _adam_kernel(p, g, m, v, vhat, alpha, one_minus_beta_1, one_minus_beta_2, ep
         p[i] -= (m[i] * alpha) / denom
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _adagrad_kernel(p, g, acc, lr, eps):
-    for i in range(p.size):
+    for i in prange(p.size):
         acc[i] += g[i] * g[i]
         p[i] -= (lr * g[i]) / np.sqrt(acc[i] + eps)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _adadelta_kernel(p, g, acc_grad, acc_delta, lr, rho, one_minus_rho, eps):
-    for i in range(p.size):
+    for i in prange(p.size):
         acc_grad[i] = rho * acc_grad[i] + one_minus_rho * (g[i] * g[i])
         delta = -((np.sqrt(acc_delta[i] + eps) * g[i]) / np.sqrt(acc_grad[i] + eps))
         acc_delta[i] = rho * acc_delta[i] + one_minus_rho * (delta * delta)
         p[i] += lr * delta
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _adamax_kernel(p, g, m, u, lr, one_minus_beta_1, beta_2, one_minus_beta_1_power, eps):
-    for i in range(p.size):
+    for i in prange(p.size):
         m[i] += (g[i] - m[i]) * one_minus_beta_1
         u[i] = max(beta_2 * u[i], abs(g[i]))
         p[i] -= (lr * m[i]) / (one_minus_beta_1_power * (u[i] + eps))
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _nadam_kernel(p, g, m, v, lr, one_minus_beta_1, one_minus_beta_2, u_t_1, one_minus_u_product_t_1,
                   one_minus_u_t, one_minus_u_product_t, one_minus_beta_2_power, eps):
-    for i in range(p.size):
+    for i in prange(p.size):
         m[i] += (g[i] - m[i]) * one_minus_beta_1
         v[i] += (g[i] * g[i] - v[i]) * one_minus_beta_2
         m_hat = (u_t_1 * m[i]) / one_minus_u_product_t_1 + (one_minus_u_t * g[i]) / one_minus_u_product_t
@@ -112,15 +112,15 @@ def _nadam_kernel(p, g, m, v, lr, one_minus_beta_1, one_minus_beta_2, u_t_1, one
         p[i] -= (m_hat * lr) / (np.sqrt(v_hat) + eps)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _weight_decay_kernel(p, wd, lr):
-    for i in range(p.size):
+    for i in prange(p.size):
         p[i] -= p[i] * wd * lr
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _ema_kernel(average, p, momentum, one_minus_momentum):
-    for i in range(p.size):
+    for i in prange(p.size):
         average[i] = momentum * average[i] + one_minus_momentum * p[i]
 
 
