@@ -50,48 +50,54 @@ def _perm(node) -> list:
     return list(next(a for a in node.attribute if a.name == "perm").ints)
 
 
-def cancel_transposes(nodes: list, keep: set) -> list:
-    """Transpose(Transpose(x, p), q) -> Transpose(x, p[q]), or x itself when that is the
-    identity; `keep` holds tensor names that must stay (the graph outputs)."""
+def _fold_pairs(nodes: list, keep: set, fold) -> list:
+    """Walk `nodes` in order, renames applied. fold(inner, node, removable) sees each node
+    with `inner`, the node producing its first input: it returns True when `node` gives
+    back inner's input (and `removable`: its output is not in `keep`), and the node is
+    dropped, its readers reading inner's input; else False (it may rewrite `node`)."""
     producer: dict = {}
     rename: dict = {}
     result = []
     for node in nodes:
         rename_inputs(node, rename)
-        inner = producer.get(node.input[0]) if node.op_type == "Transpose" else None
-        if inner is not None and inner.op_type == "Transpose":
-            p, q = _perm(inner), _perm(node)
-            composed = [p[i] for i in q]
-            if composed == list(range(len(composed))) and node.output[0] not in keep:
-                rename[node.output[0]] = inner.input[0]
-                continue
-            node.input[0] = inner.input[0]
-            del node.attribute[:]
-            node.attribute.append(helper.make_attribute("perm", composed))
-        for out in node.output:
-            producer[out] = node
-        result.append(node)
-    return result
-
-
-def cancel_squeezes(nodes: list, initializers: list, keep: set) -> list:
-    """Unsqueeze(Squeeze(x, axes), axes) -> x (the pair between two lifted 1-D layers);
-    `keep` holds tensor names that must stay (the graph outputs)."""
-    constants = {t.name: t for t in initializers}
-    producer: dict = {}
-    rename: dict = {}
-    result = []
-    for node in nodes:
-        rename_inputs(node, rename)
-        inner = producer.get(node.input[0]) if node.op_type == "Unsqueeze" else None
-        if (inner is not None and inner.op_type == "Squeeze" and node.output[0] not in keep
-                and _same_constant(constants, inner.input[1], node.input[1])):
+        inner = producer.get(node.input[0]) if node.input else None
+        if inner is not None and fold(inner, node, node.output[0] not in keep):
             rename[node.output[0]] = inner.input[0]
             continue
         for out in node.output:
             producer[out] = node
         result.append(node)
     return result
+
+
+def cancel_transposes(nodes: list, keep: set) -> list:
+    """Transpose(Transpose(x, p), q) -> Transpose(x, p[q]), or x itself when that is the
+    identity; `keep` holds tensor names that must stay (the graph outputs)."""
+    def fold(inner, node, removable):
+        if node.op_type != "Transpose" or inner.op_type != "Transpose":
+            return False
+        p, q = _perm(inner), _perm(node)
+        composed = [p[i] for i in q]
+        if composed == list(range(len(composed))) and removable:
+            return True
+        node.input[0] = inner.input[0]
+        del node.attribute[:]
+        node.attribute.append(helper.make_attribute("perm", composed))
+        return False
+
+    return _fold_pairs(nodes, keep, fold)
+
+
+def cancel_squeezes(nodes: list, initializers: list, keep: set) -> list:
+    """Unsqueeze(Squeeze(x, axes), axes) -> x (the pair between two lifted 1-D layers);
+    `keep` holds tensor names that must stay (the graph outputs)."""
+    constants = {t.name: t for t in initializers}
+
+    def fold(inner, node, removable):
+        return (removable and node.op_type == "Unsqueeze" and inner.op_type == "Squeeze"
+                and _same_constant(constants, inner.input[1], node.input[1]))
+
+    return _fold_pairs(nodes, keep, fold)
 
 
 def _same_constant(constants: dict, a: str, b: str) -> bool:
