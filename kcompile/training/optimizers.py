@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 from numba import njit, prange
 
+from ..codegen.numba_cpu.threads import configure_threading
 from ..errors import KcompileError
 from .schedules import LearningRateSchedule, get_schedule
 from .serialization import keras_serialized
@@ -309,6 +310,7 @@ class Optimizer:
         elif [tuple(np.shape(p)) for p in params] != self._shapes:
             raise KcompileError("this optimizer was built for parameters of shapes "
                                 f"{self._shapes}; got {[tuple(np.shape(p)) for p in params]}")
+        configure_threading()  # the update kernels are parallel (a no-op after the first call)
         flats = [_flat(p) for p in params]
         index = [i for i, g in enumerate(grads) if g is not None]
         gs = [_grad(grads[i]) for i in index]
