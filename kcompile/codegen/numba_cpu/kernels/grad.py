@@ -5,28 +5,35 @@ from numba import njit, prange
 from .conv import _im2col
 from .scalar import FASTMATH
 
-GROUP_ROWS = 4096  # output pixels per GEMM in the weight gradient
+GROUP_ROWS = 1024  # output pixels per GEMM in the weight gradient (its im2col stays near L2)
+MAX_JOBS = 16  # parallel jobs of the weight gradient, each with its own partial sum
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
 def conv_weight_grad(x, g, out, geometry):
     """out (KD*KH*KW*C, F) = sum over images and output pixels of window(x) x g:
-    x (N, D, H, W, C), g (N, OD, OH, OW, F). Images go in groups: one im2col of the
-    group and one GEMM (cols.T @ g) per group, groups in parallel, partial sums added."""
+    x (N, D, H, W, C), g (N, OD, OH, OW, F). The images are split over a few jobs run in
+    parallel; a job takes its images in groups, one im2col of the group and one GEMM
+    (cols.T @ g) per group, into the job's partial sum; the partial sums are added."""
     n_, od_, oh_, ow_, f = g.shape
     k = out.shape[0]
     pixels = od_ * oh_ * ow_
     group = max(1, min(n_, GROUP_ROWS // max(pixels, 1)))
-    jobs = (n_ + group - 1) // group
+    jobs = max(1, min(MAX_JOBS, n_))
     partial = np.zeros((jobs, k, f), np.float32)
     g2 = g.reshape((n_ * pixels, f))
     for job in prange(jobs):
-        n0 = job * group
-        n1 = min(n_, n0 + group)
-        cols = np.empty(((n1 - n0) * pixels, k), np.float32)
-        for n in range(n0, n1):
-            _im2col(x, n, 0, pixels, cols[(n - n0) * pixels : (n - n0 + 1) * pixels], geometry, (oh_, ow_))
-        np.dot(cols.T, g2[n0 * pixels : n1 * pixels], partial[job])
+        cols = np.empty((group * pixels, k), np.float32)
+        product = np.empty((k, f), np.float32)
+        acc = partial[job]
+        n_end = (job + 1) * n_ // jobs
+        for n0 in range(job * n_ // jobs, n_end, group):
+            n1 = min(n_end, n0 + group)
+            rows = (n1 - n0) * pixels
+            for n in range(n0, n1):
+                _im2col(x, n, 0, pixels, cols[(n - n0) * pixels : (n - n0 + 1) * pixels], geometry, (oh_, ow_))
+            np.dot(cols[:rows].T, g2[n0 * pixels : n1 * pixels], product)
+            acc += product
     out[:, :] = partial.sum(axis=0)
 
 
