@@ -3,6 +3,7 @@
 
     python benchmarks/train.py                          # batch 128, 2 threads
     python benchmarks/train.py --models mnist_mlp --seconds 1
+    python benchmarks/train.py --models mnist_cnn --profile   # where a step's time goes
 
 Steady state: each framework runs a few warm-up steps, then the median step time of
 train_on_batch on the same batch is reported. Peak memory: a fresh process per
@@ -109,6 +110,25 @@ def bench(name: str, folder: str, args) -> dict:
     return row
 
 
+def profile(name: str, args, top: int = 12) -> str:
+    """The slowest steps of kcompile's compiled training step for `name` (median times
+    of each step run alone), and the optimizer update."""
+    import kcompile
+
+    keras_model, custom = build_model(name)
+    with tempfile.TemporaryDirectory(prefix="kcompile-train-profile-") as folder:
+        path = os.path.join(folder, f"{name}.keras")
+        keras_model.save(path)
+        compiled = kcompile.compile(path, custom_objects=custom)
+    compiled.compile(optimizer=OPTIMIZER, loss="sparse_categorical_crossentropy")
+    x, y = batch_for(keras_model, args.batch)
+    compiled.train_on_batch(x, y)  # compiles the training step
+    steps = compiled.trainer.profile([x], [y.astype(np.int32)], args.batch)
+    lines = [f"{name}, batch {args.batch}: {sum(t for _, t in steps) * 1e3:.1f} ms in all; the slowest:"]
+    lines += [f"  {t * 1e3:8.3f} ms  {label}" for label, t in sorted(steps, key=lambda s: -s[1])[:top]]
+    return "\n".join(lines)
+
+
 def markdown(rows, batch: int, threads: int) -> str:
     def ms(t):
         return "n/a" if t is None else f"{t * 1e3:.1f} ms"
@@ -137,8 +157,14 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--out", default=os.path.join(HERE, "train_results.md"))
+    parser.add_argument("--profile", action="store_true",
+                        help="instead: where kcompile's training step spends its time, per step")
     args = parser.parse_args()
     set_threads(args.threads)
+    if args.profile:
+        for name in args.models.split(","):
+            print(profile(name, args))
+        return
     rows = []
     with tempfile.TemporaryDirectory(prefix="kcompile-train-bench-") as folder:
         for name in args.models.split(","):

@@ -9,6 +9,9 @@ bound to the compiled program in place, so the optimizer's in-place updates are 
 the next step reads."""
 from __future__ import annotations
 
+import copy
+import time
+
 import numpy as np
 
 from ..autodiff import gradient_graph, trainable_as_inputs, trainable_params
@@ -122,12 +125,33 @@ class Trainer:
             arrays.append(np.ascontiguousarray(y, dtype=value.dtype))
         return arrays
 
+    def _program_inputs(self, inputs: list, targets: list, weights, batch: int) -> list:
+        """The training program's inputs: the model's, fresh noise for Dropout and the
+        like, the targets, and the per-sample loss weights (divided by the batch)."""
+        noise = draw_random_inputs(self.random_specs, self.program.graph.inputs[len(inputs):], batch, self.rng)
+        return list(inputs) + noise + list(targets) + [weights / batch]
+
+    def profile(self, inputs: list, targets: list, batch: int, repeats: int = 20) -> list:
+        """(label, median seconds) of each step of the training program, then of the
+        optimizer update (on copies: the model and its optimizer are left as they were)."""
+        program_inputs = self._program_inputs(inputs, targets, np.ones(batch, np.float32), batch)
+        steps = self.program.profile(program_inputs, batch, repeats)
+        outputs = self.program(program_inputs, batch)
+        grads = [outputs[i] for i in self.grad_outputs]
+        optimizer, params = copy.deepcopy(self.optimizer), [p.copy() for p in self.params]  # the model's stay
+        optimizer.apply(params, grads)  # builds the slots on a first step
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            optimizer.apply(params, grads)
+            times.append(time.perf_counter() - start)
+        return steps + [(f"optimizer ({type(self.optimizer).__name__})", float(np.median(times)))]
+
     def step(self, inputs: list, targets: list, sample_weight, batch: int) -> tuple:
         """One optimizer step on one batch: returns (loss, predictions). A non-finite loss
         leaves the weights as they were."""
         weights = np.ones(batch, np.float32) if sample_weight is None else np.asarray(sample_weight, np.float32)
-        noise = draw_random_inputs(self.random_specs, self.program.graph.inputs[len(inputs):], batch, self.rng)
-        outputs = self.program(list(inputs) + noise + list(targets) + [weights / batch], batch)
+        outputs = self.program(self._program_inputs(inputs, targets, weights, batch), batch)
         loss = float(np.sum(outputs[0] * weights) / batch)
         grads = [outputs[i] for i in self.grad_outputs]
         for name, param, grad in zip(self.wrt, self.params, grads):

@@ -42,6 +42,23 @@ def test_fit_returns_keras_history_and_learns(mlp_path):
     assert set(logs) == {"loss", "accuracy"}
 
 
+def test_profile_times_every_step_and_leaves_the_model_alone(mlp_path):
+    model = kcompile.compile(mlp_path)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", seed=0)
+    x, y = digits(32)
+    model.train_on_batch(x, y)
+    weights, iterations = model.get_weights(), model.optimizer.iterations
+    steps = model.trainer.profile([x], [y.astype(np.int32)], 32, repeats=3)
+    labels = [label for label, _ in steps]
+    assert len(steps) == len(model.trainer.program.bound(32)[1]) + 1  # each program step, then the update
+    assert labels[-1] == "optimizer (Adam)" and any("@" in label for label in labels[:-1])
+    assert all(seconds > 0 for _, seconds in steps)
+    for before, after in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    assert model.optimizer.iterations == iterations
+    assert np.isfinite(model.train_on_batch(x, y))
+
+
 def test_keras_loads_what_kcompile_trained_and_predicts_the_same(mlp_path, tmp_path):
     K = keras3()
     model = kcompile.compile(mlp_path)

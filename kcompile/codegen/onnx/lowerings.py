@@ -81,19 +81,16 @@ def to_channels_first(rank: int) -> tuple:
 
 # Convolutions and pooling over one spatial axis run as 2-D ONNX operators over
 # (N, C, 1, W): ONNX Runtime has faster (blocked-layout) kernels for 2-D than for 1-D.
-# The Squeeze/Unsqueeze pairs this leaves between layers cancel in cleanup.py.
-def lifts(rank: int, lift: bool) -> bool:
-    return lift and rank == 3
-
-
+# `lift` (for a rank-3 tensor) asks for that layout; the Squeeze/Unsqueeze pairs it
+# leaves between layers cancel in cleanup.py.
 def channels_first(ctx, name: str, rank: int, lift: bool = False) -> str:
-    if lifts(rank, lift):
+    if lift:
         name, rank = ctx.unsqueeze(name, [1]), 4
     return ctx.transpose(name, to_channels_first(rank))
 
 
 def channels_last(ctx, name: str, rank: int, lift: bool = False) -> str:
-    if lifts(rank, lift):
+    if lift:
         return ctx.squeeze(ctx.transpose(name, (0, 2, 3, 1)), [1])
     return ctx.transpose(name, (0,) + tuple(range(2, rank)) + (1,))
 
@@ -103,8 +100,7 @@ def channels_first_value(ctx, value: Value, rank: int, lift: bool = False) -> Va
     lifted to 2-D with `lift`): a parameter is stored permuted, anything else is
     transposed where it is read."""
     full = (1,) * (rank - value.rank) + tuple(value.shape)
-    lifted = lifts(rank, lift)
-    if lifted:
+    if lift:
         full = full[:1] + (1,) + full[1:]
     perm = to_channels_first(len(full))
     proxy = Value(f"{value.name}.channels_first", TensorType(tuple(full[p] for p in perm), value.dtype))
@@ -115,7 +111,7 @@ def channels_first_value(ctx, value: Value, rank: int, lift: bool = False) -> Va
         def expand(name):
             if value.rank < rank:
                 name = ctx.unsqueeze(name, range(rank - value.rank))
-            return ctx.unsqueeze(name, [1]) if lifted else name
+            return ctx.unsqueeze(name, [1]) if lift else name
 
         ctx.bind_lazy(proxy, lambda: ctx.transpose(expand(ctx.name(value)), perm))
     return proxy
@@ -131,7 +127,7 @@ def finish_channels_first(ctx, node, acc: str, bias_applied: bool, lift: bool = 
         finish_epilogue(ctx, node, channels_last(ctx, acc, rank, lift), bias_applied)
         return
     shape = tuple(node.output.shape)
-    if lifts(rank, lift):
+    if lift:
         shape = shape[:1] + (1,) + shape[1:]
     acc_type = TensorType(tuple(shape[p] for p in to_channels_first(len(shape))), node.output.dtype)
     proxies = [channels_first_value(ctx, v, rank, lift) for v in extra]
@@ -145,17 +141,15 @@ def onnx_kernel(ctx, w, lift: bool = False) -> str:
     conv_transpose (C, F, *window); lifted, a 1-D window is (1, k)."""
     n = w.rank - 2
     perm = (n + 1, n) + tuple(range(n))
-    lifted = lifts(n + 2, lift)
-
     def layout(a):
         a = a.transpose(perm)
-        return np.ascontiguousarray(a[:, :, None] if lifted else a)
+        return np.ascontiguousarray(a[:, :, None] if lift else a)
 
-    stored = ctx.derived(w, "onnx_kernel_2d" if lifted else "onnx_kernel", layout)
+    stored = ctx.derived(w, "onnx_kernel_2d" if lift else "onnx_kernel", layout)
     if stored is not None:
         return stored
     moved = ctx.transpose(ctx.name(w), perm)
-    return ctx.unsqueeze(moved, [2]) if lifted else moved
+    return ctx.unsqueeze(moved, [2]) if lift else moved
 
 
 def _pads(pads, lift: bool = False) -> list:
@@ -174,7 +168,7 @@ def lower_conv(ctx, node):
     x, w = node.inputs[:2]
     attrs = node.attrs
     bias = epilogue_bias(ctx, node)
-    lift = lifts(x.rank, True)
+    lift = x.rank == 3  # one spatial axis
     inputs = [channels_first(ctx, ctx.name(x), x.rank, lift), onnx_kernel(ctx, w, lift)] + ([bias] if bias else [])
     y = ctx.node("Conv", inputs, kernel_shape=_axes(w.shape[:-2], lift), strides=_axes(attrs["strides"], lift),
                  dilations=_axes(attrs["dilations"], lift), pads=_pads(attrs["pads"], lift),
@@ -202,7 +196,7 @@ def lower_conv_transpose(ctx, node):
 def lower_pool(ctx, node):
     x = node.inputs[0]
     attrs = node.attrs
-    lift = lifts(x.rank, True)
+    lift = x.rank == 3  # one spatial axis
     geometry = dict(kernel_shape=_axes(attrs["window"], lift), strides=_axes(attrs["strides"], lift),
                     pads=_pads(attrs["pads"], lift))
     source = channels_first(ctx, ctx.name(x), x.rank, lift)

@@ -49,7 +49,6 @@ def resize_nearest(x, out, rows, cols):
             out[n, oh, ow] = src[cols[ow]]
 
 
-
 TILE = 32  # a 32 x 32 float32 tile of source and destination fits in L1 together
 
 
