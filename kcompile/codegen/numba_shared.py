@@ -116,6 +116,8 @@ class BindEmitter:
             self.lines.append(f"{name} = X[{storage[1]}]")
         elif storage[0] == "view":
             self.lines.append(f"{name} = {self.ref(self.values[storage[1]])}.reshape({shape})")
+        elif storage[0] == "transposed":
+            self.lines.append(f"{name} = {self.ref(self.values[storage[1]])}.T")
         else:
             dtype = self.numpy_dtypes.get(value.dtype, value.dtype)
             self.lines.append(f"{name} = {self._arena_span(value)}.view(np.{dtype}).reshape({shape})")

@@ -3,8 +3,8 @@
 Every value the graph computes, and its inputs (copied in at each call), live in one
 arena. Liveness runs over the node order;
 buffers whose lifetimes do not overlap share space (first fit over free blocks).
-Reshapes are views of their input; an elementwise node may overwrite an input that
-dies there. Sizes scale with the batch: a buffer's offset and size are bytes per
+Reshapes are views of their input, and so are the transposes a backend reads in place
+(`transposed_views`); an elementwise node may overwrite an input that dies there. Sizes scale with the batch: a buffer's offset and size are bytes per
 sample, so one plan serves every batch size (`arena_bytes(batch)`).
 """
 from __future__ import annotations
@@ -50,7 +50,8 @@ class Buffer:
 
 @dataclass
 class MemoryPlan:
-    storage: dict = field(default_factory=dict)  # name -> ("param",) | ("view", src) | ("buffer", id) | ("external", k)
+    # name -> ("param",) | ("view", src) | ("transposed", src) | ("buffer", id) | ("external", k)
+    storage: dict = field(default_factory=dict)
     inputs: list = field(default_factory=list)  # graph input k -> buffer id
     buffers: list = field(default_factory=list)
     factors: dict = field(default_factory=dict)
@@ -62,9 +63,11 @@ class MemoryPlan:
         return self.per_sample_bytes * batch + self.static_bytes
 
 
-def plan_memory(graph: Graph, external=()) -> MemoryPlan:
+def plan_memory(graph: Graph, external=(), transposed_views=()) -> MemoryPlan:
     """`external`: names of graph inputs that live outside the arena (weights a training
-    loop owns and updates in place); they get storage ("external", k)."""
+    loop owns and updates in place); they get storage ("external", k).
+    `transposed_views`: outputs of 2-D transposes that the backend's consumers read as a
+    transposed view of the input (storage ("transposed", src)) instead of a copy."""
     plan = MemoryPlan(factors=batch_factors(graph))
     external = list(external)
     for k, name in enumerate(external):
@@ -91,9 +94,9 @@ def plan_memory(graph: Graph, external=()) -> MemoryPlan:
         plan.inputs.append(len(spans) - 1)
     for i, node in enumerate(graph.nodes):
         for out in node.outputs:
-            if node.op in VIEW_OPS:
+            if node.op in VIEW_OPS or out.name in transposed_views:
                 src = node.inputs[0]
-                plan.storage[out.name] = ("view", src.name)
+                plan.storage[out.name] = ("view" if node.op in VIEW_OPS else "transposed", src.name)
                 if src.name in buffer_of:
                     b = buffer_of[out.name] = buffer_of[src.name]
                     spans[b][1] = max(spans[b][1], last_use.get(out.name, i))

@@ -106,6 +106,22 @@ def lower_matmul(em, node):
         em.call("E.apply", f"{em.ref(out)}.reshape((-1, {n}))", *ep, "0")
 
 
+def transposes_read_in_place(graph) -> set:
+    """Outputs of 2-D transposes that only feed the operands of 2-D matmuls: G.matmul
+    hands BLAS the transposed view (the backward pass's x^T @ g and g @ W^T), so the
+    memory plan makes them views and lower_transpose writes nothing."""
+    users = graph.users()
+    outputs = {v.name for v in graph.outputs}
+
+    def reads_in_place(node, name):
+        return (node.op == "matmul" and all(v.rank == 2 for v in node.inputs[:2])
+                and all(v.name != name for v in node.inputs[2:]))
+
+    return {node.output.name for node in graph.nodes
+            if node.op == "transpose" and tuple(node.attrs["perm"]) == (1, 0) and node.output.name not in outputs
+            and all(reads_in_place(user, node.output.name) for user in users.get(node.output.name, []))}
+
+
 def matrix_product(em, a2: str, b: str, out2: str, ep: tuple):
     """out2 = epilogue(a2 @ b)."""
     em.call("G.matmul", a2, b, out2, *ep)
@@ -253,6 +269,9 @@ def lower_reshape(em, node):
 @lowering("transpose")
 def lower_transpose(em, node):
     perm = tuple(node.attrs["perm"])
+    if em.plan.storage[node.output.name][0] == "transposed":
+        em.comment(f"{node.meta.get('layer', node.op)}: transpose read in place by BLAS")
+        return
     if perm == (1, 0):
         em.call("T.transpose2d", em.ref(node.inputs[0]), em.ref(node.output))
         return

@@ -1,16 +1,23 @@
-"""Matrix products with a fused epilogue. Large row counts go to BLAS (single-threaded,
-one call per row block, blocks in parallel); a handful of rows (batch-1 inference) use
-a kernel that streams the weights once (BLAS packs the whole weight matrix per call,
-which costs more than the product at these sizes)."""
+"""Matrix products with a fused epilogue. Large products go to BLAS: the output is cut
+into one tile per thread (rows first, then columns when there are too few rows), each
+tile a single-threaded BLAS call per chunk of rows followed by the chunk's epilogue
+while it is in cache. Either operand may be a transposed view (the backward pass's
+x^T @ g and g @ W^T): BLAS reads it in place. A handful of rows (batch-1 inference)
+use a kernel that streams the weights once (BLAS packs the whole weight matrix per
+call, which costs more than the product at these sizes)."""
 import numpy as np
 from numba import njit, prange
+from numba.np.ufunc.parallel import _iget_num_threads
 
+from .blas import gemm_tile
 from .epilogue import apply
 from .scalar import FASTMATH
 
 SMALL_M = 8  # below this many rows, a product streams the weights once (BLAS would pack them)
 PARALLEL_WEIGHTS = 1 << 18  # weight matrices this large are streamed by several threads
-ROW_BLOCK = 64
+MIN_TILE_ROWS = 32  # fewer rows per tile and BLAS spends its time packing the other operand
+MIN_TILE_COLUMNS = 64
+ROW_CHUNK = 256  # rows per BLAS call: the chunk's epilogue then finds it in cache
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -37,7 +44,8 @@ def _stream_rows_parallel(a, b, out, blocks):
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def matmul(a, b, out, steps, chan, res):
-    """out (M, N) = epilogue(a (M, K) @ b (K, N)); all C-contiguous float32."""
+    """out (M, N) = epilogue(a (M, K) @ b (K, N)); float32, out C-contiguous, a and b
+    each C-contiguous or a transposed view of a C-contiguous array."""
     m, k = a.shape
     n = b.shape[1]
     if m < SMALL_M:
@@ -47,20 +55,37 @@ def matmul(a, b, out, steps, chan, res):
             _stream_rows(a, b, out, 0, n)
         apply(out, steps, chan, res, 0)
     else:
-        _row_blocks(a, b, out, steps, chan, res)
+        _tiles(a, b, out, steps, chan, res)
+
+
+@njit(cache=True, nogil=True)
+def _tile_grid(m, n, threads):
+    """(row tiles, column tiles): one tile per thread, rows split first."""
+    row_tiles = max(1, min(threads, m // MIN_TILE_ROWS))
+    column_tiles = max(1, min(threads // row_tiles, n // MIN_TILE_COLUMNS))
+    return row_tiles, column_tiles
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _split(size, parts, k, align):
+    """Start of part k of `size` cut into `parts` (starts rounded down to `align`)."""
+    return size if k == parts else (k * size // parts) // align * align
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
-def _row_blocks(a, b, out, steps, chan, res):
-    """BLAS per block of rows, blocks in parallel, each block's epilogue while it is hot."""
-    m = a.shape[0]
-    blocks = (m + ROW_BLOCK - 1) // ROW_BLOCK
-    for i in prange(blocks):
-        r0 = i * ROW_BLOCK
-        r1 = min(m, r0 + ROW_BLOCK)
-        block = out[r0:r1]
-        np.dot(a[r0:r1], b, block)
-        apply(block, steps, chan, res, r0)
+def _tiles(a, b, out, steps, chan, res):
+    """BLAS per tile of the output, tiles in parallel, each chunk's epilogue while it is hot."""
+    m, n = out.shape
+    row_tiles, column_tiles = _tile_grid(m, n, _iget_num_threads())  # numba.get_num_threads() would not cache
+    scalars = np.array([1.0, 0.0], np.float32)  # alpha, beta
+    for t in prange(row_tiles * column_tiles):
+        i, j = t // column_tiles, t % column_tiles
+        r0, r1 = _split(m, row_tiles, i, 1), _split(m, row_tiles, i + 1, 1)
+        c0, c1 = _split(n, column_tiles, j, 16), _split(n, column_tiles, j + 1, 16)
+        for s in range(r0, r1, ROW_CHUNK):
+            e = min(r1, s + ROW_CHUNK)
+            gemm_tile(a, b, out, s, e, c0, c1, scalars)
+            apply(out[s:e, c0:c1], steps, chan[:, c0:c1], res[:, c0:c1], s)
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
