@@ -21,3 +21,12 @@ def test_every_primitive_example_matches_the_interpreter():
         for name, start, stop in spans:
             for k in range(start, stop):
                 np.testing.assert_allclose(got[k], expected[k], rtol=1e-4, atol=1e-5, err_msg=f"{name} batch {batch}")
+
+
+def test_count_nonfinite_counts_nan_and_both_infinities():
+    from kcompile.codegen.numba_cpu.kernels.reduce import count_nonfinite
+
+    x = np.linspace(-1e30, 1e30, 100_003, dtype=np.float32)
+    assert count_nonfinite(x) == 0
+    x[[0, 5, 50_000, 100_002]] = [np.nan, np.inf, -np.inf, np.nan]
+    assert count_nonfinite(x) == 4

@@ -124,6 +124,17 @@ def test_seeded_dropout_is_reproducible(mlp_path):
     assert [other.train_on_batch(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)] != runs[0]
 
 
+@pytest.mark.parametrize("keep", [0.0, 0.3, 0.8, 1.0])
+def test_dropout_masks_keep_the_asked_share(keep):
+    from kcompile.training.trainer import bernoulli_mask
+
+    mask = bernoulli_mask(np.random.default_rng(0), (200, 501), keep)
+    assert mask.dtype == np.float32 and mask.shape == (200, 501)
+    assert set(np.unique(mask)) <= {0.0, 1.0}
+    assert abs(mask.mean() - keep) < 0.005  # 100k draws: a standard error near 0.0015
+    np.testing.assert_array_equal(mask, bernoulli_mask(np.random.default_rng(0), (200, 501), keep))
+
+
 def test_callbacks_run_in_keras_order_with_keras_log_keys(mlp_path, tmp_path):
     K = keras3()
     model = kcompile.compile(mlp_path)

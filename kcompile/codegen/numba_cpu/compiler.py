@@ -94,12 +94,17 @@ class NumbaProgram:
         return self.module.bind(batch, arena, pools["W"], pools["WI"], pools["WL"], self.external)
 
     def __call__(self, inputs: list, batch: int) -> list:
+        return [view.copy() for view in self.run_in_place(inputs, batch)]
+
+    def run_in_place(self, inputs: list, batch: int) -> list:
+        """Run, and return the outputs as views of this thread's arena: valid until its
+        next call (a training step reads its gradients once, without copying them out)."""
         in_views, steps, out_views, _ = self.bound(batch)
         for view, array in zip(in_views, inputs):
             view[...] = array
         for kernel, args in steps:
             kernel(*args)
-        return [view.copy() for view in out_views]
+        return out_views
 
     def compiled_now(self) -> list:
         """Names of the kernels this process compiled instead of loading from Numba's cache."""
