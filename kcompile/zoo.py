@@ -209,6 +209,16 @@ def antirectifier_layer_class(keras_module=None):
     return Antirectifier
 
 
+def antirectifier_lowering(ctx, x):
+    """The Antirectifier layer in IR primitives, for `kcompile.register_layer("Antirectifier")`:
+    compiling it then needs no Keras and no TensorFlow (tracing the class needs both)."""
+    b = ctx.b
+    x = b.sub(x, b.reduce_mean(x, axes=(1,), keepdims=True))
+    sum_sq = b.reduce_sum(b.square(x), axes=(1,), keepdims=True)
+    x = b.mul(x, b.rsqrt(b.maximum(sum_sq, ctx.const(1e-12))))
+    return b.concat(b.relu(x), b.relu(b.neg(x)), axis=1)
+
+
 def antirectifier(keras_module=None, dropout: float = 0.1, layer_class=None):
     K = _keras(keras_module)
     L = K.layers

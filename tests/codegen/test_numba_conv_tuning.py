@@ -1,6 +1,7 @@
-"""The Numba CPU backend's convolution algorithms (im2col + GEMM, direct accumulation)
-each match the interpreter, and the choice between them is measured once per shape and
-then read back from the cache (tuning.py)."""
+"""The Numba CPU backend's convolution algorithms (im2col + GEMM, direct accumulation,
+one GEMM per tap) and kernel-gradient algorithms (im2col, taps) each match the
+interpreter, and the choice between them is measured once per shape and then read back
+from the cache (tuning.py)."""
 import json
 
 import numpy as np
@@ -28,9 +29,10 @@ def conv_graph(case):
     return b.graph
 
 
-@pytest.mark.parametrize("method", [C.IM2COL, C.DIRECT], ids=["im2col", "direct"])
+@pytest.mark.parametrize("method", [C.IM2COL, C.DIRECT, C.TAPS], ids=["im2col", "direct", "taps"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_algorithm_matches_the_interpreter(case, method, monkeypatch):
+    """(TAPS falls back to im2col at strides above 1.)"""
     monkeypatch.setattr(lowerings, "conv_method", lambda *shapes: method)
     graph = conv_graph(case)
     program = compile_graph(graph)
@@ -40,6 +42,27 @@ def test_each_algorithm_matches_the_interpreter(case, method, monkeypatch):
         (got,) = program([x[:batch]], batch)
         (expected,) = interpret(graph, [x[:batch]])
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5, err_msg=f"{case}, batch {batch}")
+
+
+@pytest.mark.parametrize("method", [C.IM2COL, C.TAPS], ids=["im2col", "taps"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_kernel_gradient_algorithm_matches_the_interpreter(case, method, monkeypatch):
+    monkeypatch.setattr(lowerings, "weight_grad_method", lambda *shapes: method)
+    (h, w, c), kernel, strides, dilations, pads = CASES[case]
+    b = GraphBuilder("conv_weight_grad_case")
+    x = b.input("x", (None, h, w, c))
+    probe = conv_graph(case).nodes[0].output  # the convolution's output type
+    g = b.input("g", probe.shape)
+    b.output([b.conv_weight_grad(x, g, window=kernel[:2], strides=strides, dilations=dilations, pads=pads)])
+    graph = b.graph
+    program = compile_graph(graph)
+    assert f", {method})" in program.source
+    rng = np.random.default_rng(2)
+    for batch in (1, 3):
+        inputs = [rng.normal(size=(batch,) + v.shape[1:]).astype(np.float32) for v in graph.inputs]
+        (got,) = program(inputs, batch)
+        (expected,) = interpret(graph, inputs)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4, err_msg=f"{case}, batch {batch}")
 
 
 def test_choice_is_measured_once_then_read_from_the_cache(tmp_path, monkeypatch):
@@ -55,16 +78,23 @@ def test_choice_is_measured_once_then_read_from_the_cache(tmp_path, monkeypatch)
 
     monkeypatch.setattr(tuning, "_best_seconds", counting)
     method = tuning.conv_method(*shapes, 1)
-    assert method in (C.IM2COL, C.DIRECT) and len(measured) == 2  # both algorithms timed
+    assert method in (C.IM2COL, C.DIRECT, C.TAPS) and len(measured) == 3  # each algorithm timed
     with open(tmp_path / "tuning.json") as f:
         assert list(json.load(f).values()) == [method]
 
     monkeypatch.setattr(tuning, "_choices", None)  # a new process: only the file remains
-    assert tuning.conv_method(*shapes, 1) == method and len(measured) == 2
-    # Grouped convolutions and large windows are not measured: im2col.
+    assert tuning.conv_method(*shapes, 1) == method and len(measured) == 3
+    # Grouped convolutions are not measured: im2col. Large windows: im2col or taps.
     assert tuning.conv_method(shapes[0], (18, 8), shapes[2], shapes[3], 2) == C.IM2COL
-    assert tuning.conv_method(shapes[0], (tuning.MEASURE_MAX_K + 1, 8), shapes[2], shapes[3], 1) == C.IM2COL
+    assert len(measured) == 3
+    wide = (shapes[0][:-1] + (tuning.MEASURE_MAX_K,), (9 * tuning.MEASURE_MAX_K, 8), shapes[2], shapes[3])
+    assert tuning.conv_method(*wide, 1) in (C.IM2COL, C.TAPS) and len(measured) == 5
+    # Kernel gradients: im2col and taps, at stride 1 only.
+    assert tuning.weight_grad_method(shapes[0], shapes[2], shapes[3]) in (C.IM2COL, C.TAPS) and len(measured) == 7
+    strided = shapes[3][:3] + (2, 2, 2) + shapes[3][6:]
+    assert tuning.weight_grad_method(shapes[0], (None, 1, 5, 5, 8), strided) == C.IM2COL and len(measured) == 7
     # KCOMPILE_TUNE=0: no timing, im2col, even for a shape never seen.
     monkeypatch.setenv("KCOMPILE_TUNE", "0")
     assert tuning.conv_method(shapes[0], (27, 8), shapes[2], shapes[3], 1) == C.IM2COL
-    assert len(measured) == 2
+    assert tuning.weight_grad_method(shapes[0], (None, 1, 11, 11, 8), shapes[3]) == C.IM2COL
+    assert len(measured) == 7

@@ -14,7 +14,7 @@ from .kernels.epilogue import RESIDUAL
 from .kernels.rnn import ACTIVATIONS as RNN_ACTIVATIONS
 from .kernels.rnn import CELLS
 from .kernels.scalar import OPCODES
-from .tuning import conv_method
+from .tuning import conv_method, weight_grad_method
 
 LOWERINGS = LoweringTable()
 lowering = LOWERINGS.register
@@ -393,8 +393,9 @@ def lower_conv_weight_grad(em, node):
     geometry = (_as_3d(a["window"], n) + _as_3d(a["strides"], n) + _as_3d(a["dilations"], n) + (0,) * (3 - n)
                 + tuple(p[0] for p in a["pads"]))
     em.comment(f"{node.meta.get('layer', node.op)}: kernel gradient {out.type}")
+    method = weight_grad_method(_shape_5d(x), _shape_5d(g), geometry)
     em.call("D.conv_weight_grad", _as_5d(em, x), _as_5d(em, g), f"{em.ref(out)}.reshape((-1, {out.shape[-1]}))",
-            tuple_text(geometry))
+            tuple_text(geometry), str(method))
 
 
 @lowering("max_pool_grad")

@@ -1,12 +1,14 @@
 """Per-shape algorithm choices, measured on this machine and remembered.
 
-A convolution runs as im2col tiles into BLAS GEMMs or by direct accumulation; which one
-is faster depends on the shape and on the machine (here im2col won even at 9 input
-taps, against the rule of thumb). The first compile that meets a shape times both on
-random data at a small batch and records the winner in the cache folder
-(`tuning.json`), keyed by the kernel library's digest and the thread count, so that
-later compiles of any model with that shape generate the same code without measuring.
-KCOMPILE_TUNE=0 skips measuring and uses im2col."""
+A convolution runs as im2col tiles into BLAS GEMMs, by direct accumulation, or (stride
+1) as one GEMM per window tap over the input grid; its kernel gradient by im2col or by
+taps. Which is faster depends on the shape and on the machine (here im2col won over
+direct accumulation even at 9 input taps, against the rule of thumb; taps win at few
+channels, where im2col's copies cost most). The first compile that meets a shape times
+the candidates on random data at a small batch and records the winner in the cache
+folder (`tuning.json`), keyed by the kernel library's digest and the thread count, so
+that later compiles of any model with that shape generate the same code without
+measuring. KCOMPILE_TUNE=0 skips measuring and uses im2col."""
 from __future__ import annotations
 
 import json
@@ -63,37 +65,85 @@ def _best_seconds(fn) -> float:
     return best
 
 
-def conv_method(x_shape: tuple, w2d_shape: tuple, out_shape: tuple, geometry: tuple, groups: int) -> int:
-    """The faster `kernels.conv` method (IM2COL or DIRECT) for these 5-D shapes (batch
-    axis first, None for the batch)."""
-    from .compiler import library_digest
-    from .kernels import conv as C
-    from .kernels.epilogue import NO_CHANNELS, NO_EPILOGUE, NO_RESIDUAL
-
-    pointwise = w2d_shape[0] == x_shape[-1]  # a 1x1 window: one GEMM whatever the method
-    if groups != 1 or pointwise or w2d_shape[0] > MEASURE_MAX_K or os.environ.get("KCOMPILE_TUNE", "1") == "0":
-        return C.IM2COL  # the direct kernel handles ungrouped convolutions only
-    import numba
-
-    from .threads import configure_threading
-
-    configure_threading()  # measuring runs parallel kernels
-    key = f"conv {x_shape} {w2d_shape} {out_shape} {geometry} threads={numba.get_num_threads()} " \
-          f"library={library_digest()}"
+def _fastest(key: str, candidates: dict) -> int:
+    """The method among `candidates` ({method: run once}) that runs fastest, measured the
+    first time `key` is met and read from the cache after."""
     with _lock:
         choices = _load()
         if key in choices:
             return choices[key]
-        rng = np.random.default_rng(0)
-        x = rng.random((TUNE_BATCH,) + tuple(x_shape[1:]), dtype=np.float32)
-        w2d = rng.random(w2d_shape, dtype=np.float32)
-        out = np.empty((TUNE_BATCH,) + tuple(out_shape[1:]), np.float32)
-        seconds = {method: _best_seconds(lambda: C.conv(x, w2d, out, geometry, 1, method, NO_EPILOGUE,
-                                                           NO_CHANNELS, NO_RESIDUAL))
-                   for method in (C.IM2COL, C.DIRECT)}
+        seconds = {method: _best_seconds(run) for method, run in candidates.items()}
         choices[key] = min(seconds, key=seconds.get)
         try:
             _save(choices)
         except OSError:
             pass  # a read-only cache: measure again next time
         return choices[key]
+
+
+def _key(kind: str, *shapes) -> str:
+    import numba
+
+    from .compiler import library_digest
+
+    return f"{kind} {' '.join(map(str, shapes))} threads={numba.get_num_threads()} library={library_digest()}"
+
+
+def _tuning_off() -> bool:
+    return os.environ.get("KCOMPILE_TUNE", "1") == "0"
+
+
+def _unit_strides(geometry: tuple) -> bool:
+    return tuple(geometry[3:6]) == (1, 1, 1)
+
+
+def conv_method(x_shape: tuple, w2d_shape: tuple, out_shape: tuple, geometry: tuple, groups: int) -> int:
+    """The fastest `kernels.conv` method (IM2COL, DIRECT or TAPS) for these 5-D shapes
+    (batch axis first, None for the batch)."""
+    from .kernels import conv as C
+    from .kernels.epilogue import NO_CHANNELS, NO_EPILOGUE, NO_RESIDUAL
+
+    pointwise = w2d_shape[0] == x_shape[-1]  # a 1x1 window: one GEMM whatever the method
+    methods = [C.IM2COL]
+    if groups == 1 and not pointwise:  # the other kernels handle ungrouped convolutions only
+        methods += [C.DIRECT] if w2d_shape[0] <= MEASURE_MAX_K else []
+        methods += [C.TAPS] if _unit_strides(geometry) else []
+    if len(methods) == 1 or _tuning_off():
+        return C.IM2COL
+    from .threads import configure_threading
+
+    configure_threading()  # measuring runs parallel kernels
+    rng = np.random.default_rng(0)
+    x = rng.random((TUNE_BATCH,) + tuple(x_shape[1:]), dtype=np.float32)
+    w2d = rng.random(w2d_shape, dtype=np.float32)
+    out = np.empty((TUNE_BATCH,) + tuple(out_shape[1:]), np.float32)
+
+    def run(method):
+        return lambda: C.conv(x, w2d, out, geometry, 1, method, NO_EPILOGUE, NO_CHANNELS, NO_RESIDUAL)
+
+    key = _key("conv", x_shape, w2d_shape, out_shape, geometry)
+    return _fastest(key, {method: run(method) for method in methods})
+
+
+def weight_grad_method(x_shape: tuple, g_shape: tuple, geometry: tuple) -> int:
+    """The fastest `kernels.grad.conv_weight_grad` method (IM2COL or TAPS) for these 5-D
+    shapes (batch axis first, None for the batch)."""
+    from .kernels import conv as C
+    from .kernels import grad as D
+
+    if not _unit_strides(geometry) or _tuning_off():
+        return C.IM2COL
+    from .threads import configure_threading
+
+    configure_threading()
+    rng = np.random.default_rng(0)
+    x = rng.random((TUNE_BATCH,) + tuple(x_shape[1:]), dtype=np.float32)
+    g = rng.random((TUNE_BATCH,) + tuple(g_shape[1:]), dtype=np.float32)
+    window = geometry[0] * geometry[1] * geometry[2]
+    out = np.empty((window * x_shape[-1], g_shape[-1]), np.float32)
+
+    def run(method):
+        return lambda: D.conv_weight_grad(x, g, out, geometry, method)
+
+    key = _key("conv_weight_grad", x_shape, g_shape, geometry)
+    return _fastest(key, {method: run(method) for method in (C.IM2COL, C.TAPS)})

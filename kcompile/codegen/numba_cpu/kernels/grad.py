@@ -2,19 +2,30 @@
 import numpy as np
 from numba import njit, prange
 
-from .conv import _im2col
+from .conv import TAPS, _im2col
 from .scalar import FASTMATH
+from .taps import conv_weight_grad_taps
 
 GROUP_ROWS = 1024  # output pixels per GEMM in the weight gradient (its im2col stays near L2)
 MAX_JOBS = 16  # parallel jobs of the weight gradient, each with its own partial sum
 
 
-@njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
-def conv_weight_grad(x, g, out, geometry):
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def conv_weight_grad(x, g, out, geometry, method):
     """out (KD*KH*KW*C, F) = sum over images and output pixels of window(x) x g:
-    x (N, D, H, W, C), g (N, OD, OH, OW, F). The images are split over a few jobs run in
-    parallel; a job takes its images in groups, one im2col of the group and one GEMM
-    (cols.T @ g) per group, into the job's partial sum; the partial sums are added."""
+    x (N, D, H, W, C), g (N, OD, OH, OW, F). method: IM2COL, or TAPS at stride 1 (one
+    GEMM per window tap, see taps.py)."""
+    if method == TAPS and geometry[3] == 1 and geometry[4] == 1 and geometry[5] == 1:
+        conv_weight_grad_taps(x, g, out, geometry)
+    else:
+        _weight_grad_im2col(x, g, out, geometry)
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
+def _weight_grad_im2col(x, g, out, geometry):
+    """The images are split over a few jobs run in parallel; a job takes its images in
+    groups, one im2col of the group and one GEMM (cols.T @ g) per group, into the job's
+    partial sum; the partial sums are added."""
     n_, od_, oh_, ow_, f = g.shape
     k = out.shape[0]
     pixels = od_ * oh_ * ow_
