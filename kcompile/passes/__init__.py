@@ -7,7 +7,7 @@ import os
 import sys
 
 from ..ir import Graph, format_graph, verify
-from .cleanup import remove_identities
+from .cleanup import fold_broadcasts, remove_identities
 from .constant_folding import fold_constants
 from .cse import eliminate_common_subexpressions
 from .dead_code import eliminate_dead_code
@@ -22,6 +22,7 @@ INFERENCE_PIPELINE = [
     fold_constants,
     eliminate_dead_code,
     eliminate_common_subexpressions,
+    fold_broadcasts,
     optimize_layout,
     fold_constants,
     fold_scale_shift,

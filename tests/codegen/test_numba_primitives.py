@@ -1,5 +1,6 @@
 """Every primitive has a Numba CPU lowering, and each example matches the reference."""
 import numpy as np
+import pytest
 
 from kcompile.codegen.numba_cpu.compiler import compile_graph
 from kcompile.codegen.numba_cpu.lowerings import missing_lowerings
@@ -30,3 +31,16 @@ def test_count_nonfinite_counts_nan_and_both_infinities():
     assert count_nonfinite(x) == 0
     x[[0, 5, 50_000, 100_002]] = [np.nan, np.inf, -np.inf, np.nan]
     assert count_nonfinite(x) == 4
+
+
+@pytest.mark.parametrize("shape", [(1, 40_000, 3), (2, 9_000, 16), (1, 70_000, 1), (3, 64, 5)])
+def test_reductions_split_over_the_reduced_axis_match_numpy(shape):
+    """Few outer rows (the backward pass's sums over the batch): jobs take parts of the
+    reduced axis and their partial results are combined."""
+    from kcompile.codegen.numba_cpu.kernels import reduce as R
+
+    x = np.random.default_rng(3).normal(size=shape).astype(np.float32)
+    out = np.empty((shape[0], shape[2]), np.float32)
+    for kind, expected in ((R.SUM, x.sum(1)), (R.MEAN, x.mean(1)), (R.MAX, x.max(1)), (R.MIN, x.min(1))):
+        R.reduce(x, out, kind)
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-3, err_msg=f"kind {kind}")

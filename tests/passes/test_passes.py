@@ -4,7 +4,7 @@ import pytest
 
 from kcompile.ir import GraphBuilder, interpret, verify
 from kcompile.passes import INFERENCE_PIPELINE, PASSES, plan_memory, run_pipeline
-from kcompile.passes.cleanup import remove_identities
+from kcompile.passes.cleanup import fold_broadcasts, remove_identities
 from kcompile.passes.constant_folding import fold_constants
 from kcompile.passes.cse import eliminate_common_subexpressions
 from kcompile.passes.dead_code import eliminate_dead_code
@@ -64,6 +64,28 @@ def test_remove_identities_and_dead_code():
     out = eliminate_dead_code(remove_identities(g))
     assert ops(out) == ["tanh"]
     same_numerics(g, out, (4,))
+
+
+def test_fold_broadcasts_lets_elementwise_ops_broadcast_themselves():
+    b = GraphBuilder()
+    x = b.input("x", (None, 5, 4))
+    per_channel = b.exp(b.reduce_sum(x, axes=(1,), keepdims=True))  # (?, 1, 4)
+    spread = b.broadcast_to(per_channel, shape=(None, 5, 4))
+    scaled = b.mul(spread, x)  # x supplies the full shape: reads per_channel directly
+    alone = b.neg(spread)  # unary: needs the full tensor
+    row = b.input("row", (None, 1, 4))
+    both_small = b.add(spread, row)  # (?,1,4) + (?,1,4) would lose the 5: keeps the broadcast
+    b.output([scaled, alone, both_small])
+    g = b.graph
+    out = eliminate_dead_code(fold_broadcasts(g))
+    users = {n.op: n for n in out.nodes}
+    assert users["mul"].inputs[0] is per_channel and users["mul"].output.shape == (None, 5, 4)
+    assert users["neg"].inputs[0] is spread and users["add"].inputs[0] is spread
+    assert ops(out).count("broadcast_to") == 1
+    verify(out)
+    inputs = [RNG.normal(0, 1, (3, 5, 4)).astype(np.float32), RNG.normal(0, 1, (3, 1, 4)).astype(np.float32)]
+    for a, c in zip(interpret(g, inputs), interpret(out, inputs)):
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5)
 
 
 def test_fold_constants_computes_parameter_only_nodes():
