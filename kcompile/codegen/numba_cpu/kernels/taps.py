@@ -81,6 +81,15 @@ def _used_rows(grid, out_spatial):
 
 
 @njit(cache=True, nogil=True)
+def _input_grid(x, geometry, out_spatial):
+    """(the input's rows on the grid (rows, C), the grid's (N, GD, GH, GW), the taps' row
+    offsets, how many grid rows the outputs use)."""
+    grid = _on_grid(x, geometry, out_spatial)
+    n_, gd, gh, gw, c = grid.shape
+    return grid.reshape((-1, c)), (n_, gd, gh, gw), _tap_offsets(geometry, gh, gw), _used_rows(grid, out_spatial)
+
+
+@njit(cache=True, nogil=True)
 def _chunk_rows(c, f, used):
     """Grid rows per GEMM: operand and result rows within TILE_FLOATS, at least MIN_JOBS chunks."""
     rows = max(64, min(1024, TILE_FLOATS // (c + f)) // 16 * 16)
@@ -93,13 +102,8 @@ def conv_taps(x, w2d, out, geometry, steps, chan, res):
     kw, c) row order, out (N, OD, OH, OW, F); the epilogue on each output run."""
     n_, od_, oh_, ow_, f = out.shape
     c = x.shape[4]
-    out_spatial = (od_, oh_, ow_)
-    grid = _on_grid(x, geometry, out_spatial)
-    _, gd, gh, gw, _ = grid.shape
-    rows_in = grid.reshape((-1, c))
-    offsets = _tap_offsets(geometry, gh, gw)
+    rows_in, (_, gd, gh, gw), offsets, used = _input_grid(x, geometry, (od_, oh_, ow_))
     out2 = out.reshape((-1, f))
-    used = _used_rows(grid, out_spatial)
     chunk = _chunk_rows(c, f, used)
     for job in prange((used + chunk - 1) // chunk):
         r0 = job * chunk
@@ -146,14 +150,9 @@ def conv_weight_grad_taps(x, g, out, geometry):
     and chunk of grid rows, the chunks split over a few jobs with partial sums."""
     n_, od_, oh_, ow_, f = g.shape
     c = x.shape[4]
-    out_spatial = (od_, oh_, ow_)
-    grid = _on_grid(x, geometry, out_spatial)
-    _, gd, gh, gw, _ = grid.shape
-    rows_in = grid.reshape((-1, c))
-    offsets = _tap_offsets(geometry, gh, gw)
+    rows_in, grid_shape, offsets, used = _input_grid(x, geometry, (od_, oh_, ow_))
     taps = offsets.shape[0]
-    used = _used_rows(grid, out_spatial)
-    grads = _gradient_on_grid(g, (n_, gd, gh, gw), used)
+    grads = _gradient_on_grid(g, grid_shape, used)
     chunk = max(16, _chunk_rows(c, f, used) // 2)  # the reduction runs over the chunk: shorter ones keep BLAS in cache
     chunks = (used + chunk - 1) // chunk
     jobs = max(1, min(MAX_JOBS, chunks))
