@@ -30,7 +30,7 @@ each step is a kernel from kcompile's library, a kernel generated below, or a Nu
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from kcompile.codegen.numba_cpu.kernels import conv as C
 from kcompile.codegen.numba_cpu.kernels import epilogue as E

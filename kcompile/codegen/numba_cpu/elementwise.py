@@ -25,37 +25,51 @@ def scalar_expression(op: str, operands: list, attrs: dict) -> str:
     return EXPRESSIONS[op].format(*operands, zero="ZERO", one="ONE")
 
 
+PARALLEL_MIN = 1 << 15  # outputs smaller than this run on one thread: a parallel region costs a few us
+
+
 def elementwise_kernel(name: str, node: Node, comment: str) -> str:
-    """Source of an @njit kernel `name(in0, ..., out)` computing the node."""
+    """Source of an @njit kernel `name(in0, ..., out)` computing the node: one loop (or
+    loop nest, for broadcast operands) over the output, run twice in the source: on one
+    thread for small outputs, split over threads (prange) for large ones."""
     out = node.output
     inputs = node.inputs
     same = all(v.shape == out.shape for v in inputs)
-    lines = ["@njit(cache=True, nogil=True, fastmath=FASTMATH)", f"def {name}({', '.join(f'in{k}' for k in range(len(inputs)))}, out):",
-             f'    """{comment}"""']
+    lines = ["@njit(cache=True, nogil=True, fastmath=FASTMATH, parallel=True)",
+             f"def {name}({', '.join(f'in{k}' for k in range(len(inputs)))}, out):", f'    """{comment}"""']
     if same:
         # Every operand has the output's shape: one flat loop.
         for k in range(len(inputs)):
             lines.append(f"    f{k} = in{k}.reshape(-1)")
         lines.append("    flat = out.reshape(-1)")
-        lines.append("    for i in range(flat.shape[0]):")
+        loops = [("i", "flat.shape[0]")]
         loads = [f"f{k}[i]" for k in range(len(inputs))]
-        target, indent = "flat[i]", "        "
+        target, size = "flat[i]", "flat.shape[0]"
     else:
-        rank = out.rank
-        loop_vars = [f"i{d}" for d in range(rank)]
-        indent = "    "
-        for d, size in enumerate(out.shape):
-            bound = f"out.shape[{d}]" if size is None else str(size)
-            lines.append(f"{indent}for i{d} in range({bound}):")
-            indent += "    "
+        loop_vars = [f"i{d}" for d in range(out.rank)]
+        loops = [(f"i{d}", f"out.shape[{d}]" if n is None else str(n)) for d, n in enumerate(out.shape)]
         loads = [f"in{k}[{broadcast_index(v.shape, out.shape, loop_vars)}]" for k, v in enumerate(inputs)]
-        target = f"out[{', '.join(loop_vars)}]" if rank else "out[0]"
-    for k, load in enumerate(loads):
-        lines.append(f"{indent}x{k} = {load}")
+        target, size = (f"out[{', '.join(loop_vars)}]" if out.rank else "out[0]"), "out.size"
+    body = [f"x{k} = {load}" for k, load in enumerate(loads)]
     temps = []
     for j, (op, args, attrs) in enumerate(program_of(node)):
         operands = [f"x{a[1]}" if a[0] == "in" else temps[a[1]] for a in args]
-        lines.append(f"{indent}t{j} = {scalar_expression(op, operands, dict(attrs))}")
+        body.append(f"t{j} = {scalar_expression(op, operands, dict(attrs))}")
         temps.append(f"t{j}")
-    lines.append(f"{indent}{target} = {temps[-1]}")
+    body.append(f"{target} = {temps[-1]}")
+    if not loops:  # a scalar
+        return "\n".join(lines + ["    " + line for line in body])
+    lines.append(f"    if {size} < {PARALLEL_MIN}:")
+    lines += _loop_nest(loops, body, "range", "        ")
+    lines.append("    else:")
+    lines += _loop_nest(loops, body, "prange", "        ")
     return "\n".join(lines)
+
+
+def _loop_nest(loops: list, body: list, outer: str, indent: str) -> list:
+    """`for` loops over (variable, bound) pairs around `body`; the outermost uses `outer`."""
+    lines = []
+    for d, (var, bound) in enumerate(loops):
+        lines.append(f"{indent}for {var} in {outer if d == 0 else 'range'}({bound}):")
+        indent += "    "
+    return lines + [indent + line for line in body]
