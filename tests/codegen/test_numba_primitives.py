@@ -44,3 +44,24 @@ def test_reductions_split_over_the_reduced_axis_match_numpy(shape):
     for kind, expected in ((R.SUM, x.sum(1)), (R.MEAN, x.mean(1)), (R.MAX, x.max(1)), (R.MIN, x.min(1))):
         R.reduce(x, out, kind)
         np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-3, err_msg=f"kind {kind}")
+
+
+def test_elementwise_kernels_match_on_one_thread_and_over_threads():
+    """Generated kernels loop on one thread below PARALLEL_MIN output elements and over
+    threads above it: batch 1 takes the first branch, batch 4 the second."""
+    from kcompile.codegen.numba_cpu.elementwise import PARALLEL_MIN
+    from kcompile.ir import GraphBuilder
+
+    per_sample = (40, 250)
+    assert np.prod(per_sample) < PARALLEL_MIN <= 4 * np.prod(per_sample)
+    b = GraphBuilder("elementwise_sizes")
+    x, y = b.input("x", (None,) + per_sample), b.input("y", (None,) + per_sample)
+    bias = b.param(np.random.default_rng(0).normal(size=(1, 250)).astype(np.float32))
+    b.output([b.mul(x, y), b.tanh(b.add(x, bias)), b.where(b.greater(x, y), x, bias)])
+    graph = b.graph
+    program = compile_graph(graph)
+    rng = np.random.default_rng(1)
+    for batch in (1, 4):
+        inputs = [rng.normal(size=(batch,) + per_sample).astype(np.float32) for _ in range(2)]
+        for got, expected in zip(program(inputs, batch), interpret(graph, inputs)):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6, err_msg=f"batch {batch}")
