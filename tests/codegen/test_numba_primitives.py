@@ -48,7 +48,9 @@ def test_reductions_split_over_the_reduced_axis_match_numpy(shape):
 
 def test_elementwise_kernels_match_on_one_thread_and_over_threads():
     """Generated kernels loop on one thread below PARALLEL_MIN output elements and over
-    threads above it: batch 1 takes the first branch, batch 4 the second."""
+    threads above it: batch 1 takes the first branch, batch 4 the second. (Outputs
+    small per sample get no threaded loop at all: see
+    test_small_elementwise_kernels_are_not_parallel.)"""
     from kcompile.codegen.numba_cpu.elementwise import PARALLEL_MIN
     from kcompile.ir import GraphBuilder
 
@@ -60,8 +62,22 @@ def test_elementwise_kernels_match_on_one_thread_and_over_threads():
     b.output([b.mul(x, y), b.tanh(b.add(x, bias)), b.where(b.greater(x, y), x, bias)])
     graph = b.graph
     program = compile_graph(graph)
+    assert program.source.count("in prange(") == len(graph.nodes)  # one threaded loop a kernel
     rng = np.random.default_rng(1)
     for batch in (1, 4):
         inputs = [rng.normal(size=(batch,) + per_sample).astype(np.float32) for _ in range(2)]
         for got, expected in zip(program(inputs, batch), interpret(graph, inputs)):
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6, err_msg=f"batch {batch}")
+
+
+def test_small_elementwise_kernels_are_not_parallel():
+    """A parallel kernel takes Numba several times as long to compile."""
+    from kcompile.ir import GraphBuilder
+
+    b = GraphBuilder("small_features")
+    x = b.input("x", (None, 16))
+    b.output([b.tanh(b.add(x, b.param(np.ones(16, np.float32))))])
+    program = compile_graph(b.graph)
+    assert "parallel=True" not in program.source and "prange(" not in program.source.split("def bind")[0]
+    x = np.random.default_rng(0).normal(size=(3, 16)).astype(np.float32)
+    np.testing.assert_allclose(program([x], 3)[0], np.tanh(x + 1), rtol=1e-5)

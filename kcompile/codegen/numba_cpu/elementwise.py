@@ -26,16 +26,22 @@ def scalar_expression(op: str, operands: list, attrs: dict) -> str:
 
 
 PARALLEL_MIN = 1 << 15  # outputs smaller than this run on one thread: a parallel region costs a few us
+# Only outputs this large per sample get the threaded loop: compiling a parallel kernel
+# takes Numba several times as long, which small-featured models would pay for nothing.
+PARALLEL_MIN_PER_SAMPLE = 1 << 12
 
 
 def elementwise_kernel(name: str, node: Node, comment: str) -> str:
     """Source of an @njit kernel `name(in0, ..., out)` computing the node: one loop (or
-    loop nest, for broadcast operands) over the output, run twice in the source: on one
-    thread for small outputs, split over threads (prange) for large ones."""
+    loop nest, for broadcast operands) over the output. For outputs large per sample it
+    is written twice: on one thread for small batches, split over threads (prange) for
+    large ones."""
     out = node.output
     inputs = node.inputs
     same = all(v.shape == out.shape for v in inputs)
-    lines = ["@njit(cache=True, nogil=True, fastmath=FASTMATH, parallel=True)",
+    threaded = out.type.static_size() >= (PARALLEL_MIN_PER_SAMPLE if out.type.dynamic_axis is not None else PARALLEL_MIN)
+    parallel = ", parallel=True" if threaded else ""
+    lines = [f"@njit(cache=True, nogil=True, fastmath=FASTMATH{parallel})",
              f"def {name}({', '.join(f'in{k}' for k in range(len(inputs)))}, out):", f'    """{comment}"""']
     if same:
         # Every operand has the output's shape: one flat loop.
@@ -57,8 +63,8 @@ def elementwise_kernel(name: str, node: Node, comment: str) -> str:
         body.append(f"t{j} = {scalar_expression(op, operands, dict(attrs))}")
         temps.append(f"t{j}")
     body.append(f"{target} = {temps[-1]}")
-    if not loops:  # a scalar
-        return "\n".join(lines + ["    " + line for line in body])
+    if not threaded:
+        return "\n".join(lines + _loop_nest(loops, body, "range", "    "))
     lines.append(f"    if {size} < {PARALLEL_MIN}:")
     lines += _loop_nest(loops, body, "range", "        ")
     lines.append("    else:")
