@@ -23,7 +23,7 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 
-from measure import median_time, set_threads  # noqa: E402
+from measure import gemm_peak, median_time, set_threads  # noqa: E402
 from models import build_model  # noqa: E402
 
 MODELS = ["mnist_mlp", "mnist_cnn", "cifar10_cnn", "cifar10_resnet", "antirectifier"]
@@ -92,6 +92,7 @@ def bench(name: str, folder: str, args) -> dict:
     import keras
 
     import kcompile
+    from kcompile.report import count_flops
 
     keras_model, custom = build_model(name)
     path = os.path.join(folder, f"{name}.keras")
@@ -105,6 +106,7 @@ def bench(name: str, folder: str, args) -> dict:
     for _ in range(3):
         compiled.train_on_batch(x, y)
     row["kcompile"] = median_time(lambda: compiled.train_on_batch(x, y), args.seconds)
+    row["gflop"] = count_flops(compiled.trainer.graph, args.batch) / 1e9  # the same products Keras's step runs
 
     for key, jit in (("keras", False), ("keras_xla", True)):
         reference = keras.models.load_model(path, custom_objects=custom)
@@ -122,7 +124,7 @@ def bench(name: str, folder: str, args) -> dict:
     return row
 
 
-def profile(name: str, args, top: int = 12) -> str:
+def profile(name: str, args, top: int = 25) -> str:
     """The slowest steps of kcompile's compiled training step for `name` (median times
     of each step run alone), and the optimizer update."""
     import kcompile
@@ -142,7 +144,7 @@ def profile(name: str, args, top: int = 12) -> str:
     return "\n".join(lines)
 
 
-def markdown(rows, batch: int, threads: int) -> str:
+def markdown(rows, batch: int, threads: int, peak: float) -> str:
     def ms(t):
         return "n/a" if t is None else f"{t * 1e3:.1f} ms"
 
@@ -157,6 +159,14 @@ def markdown(rows, batch: int, threads: int) -> str:
         out.append(f"| {r['model']} | {ms(r['kcompile'])} | {ms(r['keras'])} | {ratio(r['kcompile'], r['keras'])} | "
                    f"{ms(r['keras_xla'])} | {ratio(r['kcompile'], r['keras_xla'])} | {r['memory_kcompile']:.0f} MB | "
                    f"{r['memory_keras']:.0f} MB | {ratio(r['memory_kcompile'], r['memory_keras'])} |")
+    out += ["", f"The step's matrix products and convolutions (forward and backward) against the machine's float32 "
+            f"GEMM peak (NumPy, {threads} threads): {peak:.0f} GFLOP/s. A step at half of Keras's time has to run "
+            "them at the last column's rate, the rest of the step taking no time at all.", "",
+            "| model | GFLOP per step | kcompile GFLOP/s | Keras GFLOP/s | needed for 0.5x Keras |", "|---|---|---|---|---|"]
+    for r in rows:
+        keras_rate = r["gflop"] / r["keras"] if r["keras"] else None
+        out.append(f"| {r['model']} | {r['gflop']:.2f} | {r['gflop'] / r['kcompile']:.0f} | "
+                   + ("n/a | n/a |" if keras_rate is None else f"{keras_rate:.0f} | {2 * keras_rate:.0f} |"))
     return "\n".join(out)
 
 
@@ -178,12 +188,13 @@ def main():
         for name in args.models.split(","):
             print(profile(name, args))
         return
+    peak = gemm_peak()
     rows = []
     with tempfile.TemporaryDirectory(prefix="kcompile-train-bench-") as folder:
         for name in args.models.split(","):
             rows.append(bench(name, folder, args))
             print(f"# {name} done", file=sys.stderr, flush=True)
-    text = f"Command: `python benchmarks/train.py {' '.join(sys.argv[1:])}`\n\n{markdown(rows, args.batch, args.threads)}\n"
+    text = f"Command: `python benchmarks/train.py {' '.join(sys.argv[1:])}`\n\n{markdown(rows, args.batch, args.threads, peak)}\n"
     print(text)
     with open(args.out, "w") as f:
         f.write(text)

@@ -58,6 +58,9 @@ def count_flops(graph: Graph, batch: int) -> int:
         elif node.op == "conv_transpose":
             x, w = node.inputs[0].type.concrete(batch), node.inputs[1].shape
             total += 2 * int(np.prod(x)) * int(np.prod(w[:-1]))
+        elif node.op == "conv_weight_grad":  # output (window, channels of x, channels of g)
+            g = node.inputs[1].type.concrete(batch)
+            total += 2 * int(np.prod(g)) * int(np.prod(out[:-1]))
         elif node.op in ("lstm", "gru", "simple_rnn"):
             x = node.inputs[0].type.concrete(batch)
             k, r = node.inputs[1].shape, node.inputs[2].shape

@@ -69,3 +69,13 @@ def test_transposes_feeding_matmuls_are_views_not_copies():
     inputs = [rng.normal(size=(9, 37)).astype(np.float32), rng.normal(size=(9, 20)).astype(np.float32)]
     for got, expected in zip(program(inputs, 9), interpret(graph, inputs)):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_tiles_split_the_longer_side_of_the_output():
+    """A band of rows repeats the packing of all of b, a band of columns all of a: the
+    split repeats the smaller operand, and keeps tiles above the minimum size."""
+    assert G._tile_grid(128, 512, 2) == (1, 2)  # x @ W, few rows: columns
+    assert G._tile_grid(784, 512, 2) == (2, 1)  # x^T @ g: rows
+    assert G._tile_grid(128, 40, 4) == (4, 1)  # too few columns to split
+    assert G._tile_grid(40, 9216, 4) == (1, 4)  # too few rows to split
+    assert G._tile_grid(512, 512, 4) == (4, 1)

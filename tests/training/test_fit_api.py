@@ -133,6 +133,27 @@ def test_dropout_masks_keep_the_asked_share(keep):
     assert set(np.unique(mask)) <= {0.0, 1.0}
     assert abs(mask.mean() - keep) < 0.005  # 100k draws: a standard error near 0.0015
     np.testing.assert_array_equal(mask, bernoulli_mask(np.random.default_rng(0), (200, 501), keep))
+    if 0 < keep < 1:  # neighbours independent: correlation within a few standard errors of 0
+        flat = mask.reshape(-1)
+        assert abs(np.corrcoef(flat[:-1], flat[1:])[0, 1]) < 0.01
+        assert abs(np.corrcoef(mask[:-1].reshape(-1), mask[1:].reshape(-1))[0, 1]) < 0.01
+
+
+def test_dropout_masks_do_not_depend_on_the_thread_count():
+    import numba
+
+    from kcompile.codegen.numba_cpu.threads import configure_threading
+    from kcompile.training.trainer import bernoulli_mask
+
+    configure_threading()
+    masks = []
+    for threads in (1, numba.config.NUMBA_NUM_THREADS):
+        numba.set_num_threads(threads)
+        try:
+            masks.append(bernoulli_mask(np.random.default_rng(3), (64, 1000), 0.5))
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    np.testing.assert_array_equal(masks[0], masks[1])
 
 
 def test_callbacks_run_in_keras_order_with_keras_log_keys(mlp_path, tmp_path):

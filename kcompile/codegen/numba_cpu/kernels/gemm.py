@@ -1,5 +1,5 @@
 """Matrix products with a fused epilogue. Large products go to BLAS: the output is cut
-into one tile per thread (rows first, then columns when there are too few rows), each
+into one tile per thread (along its longer side first), each
 tile a single-threaded BLAS call per chunk of rows followed by the chunk's epilogue
 while it is in cache. Either operand may be a transposed view (the backward pass's
 x^T @ g and g @ W^T): BLAS reads it in place. A handful of rows (batch-1 inference)
@@ -60,10 +60,15 @@ def matmul(a, b, out, steps, chan, res):
 
 @njit(cache=True, nogil=True)
 def _tile_grid(m, n, threads):
-    """(row tiles, column tiles): one tile per thread, rows split first."""
+    """(row tiles, column tiles): one tile per thread, the longer side of the output split
+    first. Each tile's BLAS call packs the whole of the operand it shares with the tiles
+    beside it (all of b for a band of rows, all of a for a band of columns), so split
+    the way that repeats the smaller one."""
+    if n > m:
+        column_tiles = max(1, min(threads, n // MIN_TILE_COLUMNS))
+        return max(1, min(threads // column_tiles, m // MIN_TILE_ROWS)), column_tiles
     row_tiles = max(1, min(threads, m // MIN_TILE_ROWS))
-    column_tiles = max(1, min(threads // row_tiles, n // MIN_TILE_COLUMNS))
-    return row_tiles, column_tiles
+    return row_tiles, max(1, min(threads // row_tiles, n // MIN_TILE_COLUMNS))
 
 
 @njit(cache=True, nogil=True, inline="always")
