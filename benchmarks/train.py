@@ -5,9 +5,10 @@
     python benchmarks/train.py --models mnist_mlp --seconds 1
     python benchmarks/train.py --models mnist_cnn --profile   # where a step's time goes
 
-Steady state: each framework runs a few warm-up steps, then the median step time of
-train_on_batch on the same batch is reported. Peak memory: a fresh process per
-framework trains 5 steps. Results go to stdout and to --out as Markdown."""
+Each framework runs in a fresh process of its own (TensorFlow's idle threads slowed
+kcompile's steps in a shared one): it trains 5 steps, its peak resident memory is read,
+then the median time of steady-state train_on_batch steps on the same batch is taken.
+Results go to stdout and to --out as Markdown."""
 from __future__ import annotations
 
 import argparse
@@ -36,14 +37,19 @@ def batch_for(model, batch: int):
     return x, rng.integers(0, 10, batch)
 
 
-def memory(kind: str, path: str, name: str, batch: int, threads: int) -> float:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads)}
-    task = json.dumps({"kind": kind, "path": path, "name": name, "batch": batch, "threads": threads})
-    result = subprocess.run([sys.executable, __file__, "--memory-worker", task], capture_output=True, text=True, env=env)
+def measure_in_worker(kind: str, path: str, name: str, args) -> dict:
+    """Run `worker` for one framework in a fresh process: in one process with the other
+    framework, each one's idle thread pools took cores from the other (kcompile's step
+    measured up to 1.9x slower with TensorFlow loaded, from run to run)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "NUMBA_NUM_THREADS": str(args.threads)}
+    task = json.dumps({"kind": kind, "path": path, "name": name, "batch": args.batch, "threads": args.threads,
+                       "seconds": args.seconds})
+    result = subprocess.run([sys.executable, __file__, "--worker", task], capture_output=True, text=True, env=env)
     try:
-        return float(result.stdout.strip().splitlines()[-1])
+        return json.loads(result.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
-        return float("nan")
+        lines = result.stderr.strip().splitlines()
+        return {"error": lines[-1][:120] if lines else f"exit status {result.returncode}"}
 
 
 def register_custom_layers():
@@ -56,26 +62,33 @@ def register_custom_layers():
     kcompile.register_layer("Antirectifier")(zoo.antirectifier_lowering)
 
 
-def memory_worker(task: dict):
-    """Train 5 steps in this fresh process and print its peak resident memory (MB). The
-    kcompile process imports neither Keras nor TensorFlow, as a user's would not."""
-    custom = None
+def worker(task: dict):
+    """In this fresh process: train 5 steps and note the peak resident memory (MB), then
+    the median time of a steady-state step; prints them as JSON. The kcompile process
+    imports neither Keras nor TensorFlow, as a user's would not."""
+    result = {}
     if task["kind"] == "kcompile":
+        import numba
+
+        import kcompile
+        from kcompile.report import count_flops
+
+        numba.set_num_threads(task["threads"])
         register_custom_layers()
+        model = kcompile.compile(task["path"])
+        model.compile(optimizer=OPTIMIZER, loss="sparse_categorical_crossentropy")
+        shape = model.inputs[0].type.concrete(task["batch"])
     else:
         import keras
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(task["threads"])  # not measure.set_threads: no Numba here
+        tf.config.threading.set_inter_op_parallelism_threads(1)
 
         from kcompile import zoo
 
         keras.utils.set_random_seed(0)
         custom = {"Antirectifier": zoo.antirectifier_layer_class(keras)} if task["name"] == "antirectifier" else None
-    if task["kind"] == "kcompile":
-        import kcompile
-
-        model = kcompile.compile(task["path"])
-        model.compile(optimizer=OPTIMIZER, loss="sparse_categorical_crossentropy")
-        shape = model.inputs[0].type.concrete(task["batch"])
-    else:
         model = keras.models.load_model(task["path"], custom_objects=custom)
         model.compile(optimizer=keras.optimizers.deserialize(OPTIMIZER), loss="sparse_categorical_crossentropy",
                       jit_compile=task["kind"] == "keras_xla")
@@ -85,42 +98,25 @@ def memory_worker(task: dict):
     for _ in range(5):
         model.train_on_batch(x, y)
     with open("/proc/self/status") as f:
-        print(next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024)
+        result["memory"] = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    result["seconds"] = median_time(lambda: model.train_on_batch(x, y), task["seconds"])
+    if task["kind"] == "kcompile":  # the same products Keras's step runs
+        result["gflop"] = count_flops(model.trainer.graph, task["batch"]) / 1e9
+    print(json.dumps(result))
 
 
 def bench(name: str, folder: str, args) -> dict:
-    import keras
-
-    import kcompile
-    from kcompile.report import count_flops
-
-    keras_model, custom = build_model(name)
+    """Each framework measured in a process of its own, one after the other."""
+    keras_model, _ = build_model(name)
     path = os.path.join(folder, f"{name}.keras")
     keras_model.save(path)
-    x, y = batch_for(keras_model, args.batch)
     row = {"model": name}
-
-    register_custom_layers()
-    compiled = kcompile.compile(path)
-    compiled.compile(optimizer=OPTIMIZER, loss="sparse_categorical_crossentropy")
-    for _ in range(3):
-        compiled.train_on_batch(x, y)
-    row["kcompile"] = median_time(lambda: compiled.train_on_batch(x, y), args.seconds)
-    row["gflop"] = count_flops(compiled.trainer.graph, args.batch) / 1e9  # the same products Keras's step runs
-
-    for key, jit in (("keras", False), ("keras_xla", True)):
-        reference = keras.models.load_model(path, custom_objects=custom)
-        reference.compile(optimizer=keras.optimizers.deserialize(OPTIMIZER), loss="sparse_categorical_crossentropy",
-                          jit_compile=jit)
-        try:
-            for _ in range(3):
-                reference.train_on_batch(x, y)
-            row[key] = median_time(lambda: reference.train_on_batch(x, y), args.seconds)
-        except Exception as e:  # XLA cannot compile some models
-            row[key] = None
-            row[f"{key}_error"] = f"{type(e).__name__}: {str(e)[:80]}"
-    for kind in ("kcompile", "keras"):
-        row[f"memory_{kind}"] = memory(kind, path, name, args.batch, args.threads)
+    for kind in ("kcompile", "keras", "keras_xla"):  # XLA cannot compile some models: its row says why
+        result = measure_in_worker(kind, path, name, args)
+        row[kind], row[f"memory_{kind}"] = result.get("seconds"), result.get("memory")
+        row["gflop"] = result.get("gflop", row.get("gflop"))
+        if "error" in result:
+            row[f"{kind}_error"] = result["error"]
     return row
 
 
@@ -151,28 +147,33 @@ def markdown(rows, batch: int, threads: int, peak: float) -> str:
     def ratio(a, b):
         return "n/a" if a is None or b is None else f"{a / b:.2f}"
 
+    def mb(m):
+        return "n/a" if m is None else f"{m:.0f} MB"
+
     out = [f"Training step at batch {batch}, {threads} threads (Adam, sparse categorical crossentropy); median of "
            "steady-state train_on_batch. Ratios: kcompile time / Keras time.", "",
            "| model | kcompile step | Keras fit step | ratio | Keras fit step, jit_compile | ratio | "
            "peak RSS kcompile | peak RSS Keras | memory ratio |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['model']} | {ms(r['kcompile'])} | {ms(r['keras'])} | {ratio(r['kcompile'], r['keras'])} | "
-                   f"{ms(r['keras_xla'])} | {ratio(r['kcompile'], r['keras_xla'])} | {r['memory_kcompile']:.0f} MB | "
-                   f"{r['memory_keras']:.0f} MB | {ratio(r['memory_kcompile'], r['memory_keras'])} |")
+                   f"{ms(r['keras_xla'])} | {ratio(r['kcompile'], r['keras_xla'])} | {mb(r['memory_kcompile'])} | "
+                   f"{mb(r['memory_keras'])} | {ratio(r['memory_kcompile'], r['memory_keras'])} |")
     out += ["", f"The step's matrix products and convolutions (forward and backward) against the machine's float32 "
             f"GEMM peak (NumPy, {threads} threads): {peak:.0f} GFLOP/s. A step at half of Keras's time has to run "
             "them at the last column's rate, the rest of the step taking no time at all.", "",
             "| model | GFLOP per step | kcompile GFLOP/s | Keras GFLOP/s | needed for 0.5x Keras |", "|---|---|---|---|---|"]
-    for r in rows:
+    for r in (r for r in rows if r.get("gflop") and r["kcompile"]):
         keras_rate = r["gflop"] / r["keras"] if r["keras"] else None
         out.append(f"| {r['model']} | {r['gflop']:.2f} | {r['gflop'] / r['kcompile']:.0f} | "
                    + ("n/a | n/a |" if keras_rate is None else f"{keras_rate:.0f} | {2 * keras_rate:.0f} |"))
-    return "\n".join(out)
+    errors = [f"- {r['model']}, {kind}: {r[kind + '_error']}" for r in rows for kind in ("kcompile", "keras", "keras_xla")
+              if kind + "_error" in r]
+    return "\n".join(out + ([""] + errors if errors else []))
 
 
 def main():
-    if len(sys.argv) > 2 and sys.argv[1] == "--memory-worker":
-        memory_worker(json.loads(sys.argv[2]))
+    if len(sys.argv) > 2 and sys.argv[1] == "--worker":
+        worker(json.loads(sys.argv[2]))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=",".join(MODELS))

@@ -51,7 +51,7 @@ def count_flops(graph: Graph, batch: int) -> int:
     for node in graph.nodes:
         out = node.outputs[0].type.concrete(batch)
         if node.op == "matmul":
-            total += 2 * int(np.prod(out)) * node.inputs[0].shape[-1]
+            total += 2 * int(np.prod(out)) * node.inputs[0].type.concrete(batch)[-1]  # may be the batch (x^T @ g)
         elif node.op == "conv":
             w = node.inputs[1].shape
             total += 2 * int(np.prod(out)) * int(np.prod(w[:-1]))

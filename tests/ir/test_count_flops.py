@@ -19,3 +19,10 @@ def test_a_convolutions_three_training_passes_count_the_same_multiply_adds():
     assert count_flops(b.graph, 7) == 4 * multiply_adds
     b.conv_weight_grad(x, g, window=(3, 3), strides=strides, dilations=dilations, pads=pads)  # kernel gradient
     assert count_flops(b.graph, 7) == 6 * multiply_adds
+
+
+def test_a_product_over_the_batch_counts_the_batch():
+    b = GraphBuilder("weight_gradient")
+    x, g = b.input("x", (None, 30)), b.input("g", (None, 4))
+    b.matmul(b.transpose(x, perm=(1, 0)), g)  # x^T @ g: (30, batch) @ (batch, 4)
+    assert count_flops(b.graph, 16) == 2 * 30 * 16 * 4
