@@ -92,10 +92,12 @@ def kcompile_time(graph, method, batch: int, seconds: float) -> float:
     included, as in training; not the copying in of inputs)."""
     from kcompile.codegen.numba_cpu.compiler import compile_graph
 
-    with forced(method):
-        program = compile_graph(graph)
     rng = np.random.default_rng(0)
-    inputs = [rng.random(v.type.concrete(batch), dtype=np.float32) for v in graph.inputs]
+    arrays = {v.name: rng.random(v.type.concrete(batch), dtype=np.float32) for v in graph.inputs}
+    kernels = {v.name: arrays[v.name] for v in graph.inputs if v.shape[0] is not None}  # bound, as training binds weights
+    with forced(method):
+        program = compile_graph(graph, external=kernels)
+    inputs = [arrays[v.name] for v in graph.inputs if v.name not in kernels]
     program(inputs, batch)
     repeats = max(5, min(200, int(seconds / max(sum(t for _, t in program.profile(inputs, batch, 3)), 1e-6))))
     return sum(t for _, t in program.profile(inputs, batch, repeats))
@@ -111,20 +113,36 @@ def tensorflow_time(graph, batch: int, seconds: float) -> float:
     rng = np.random.default_rng(0)
     a, b = (tf.constant(rng.random(v.type.concrete(batch), dtype=np.float32)) for v in graph.inputs)
     out_shape = node.outputs[0].type.concrete(batch)
+    # The forward convolution's padding (a conv_transpose's crops are that padding, at
+    # dilation 1), named as Keras names it: TensorFlow takes slower paths for "EXPLICIT".
+    x_shape = out_shape if node.op == "conv_transpose" else a.shape
+    padding, explicit = keras_padding(x_shape[1:3], node.attrs["pads"], node.attrs["strides"],
+                                      node.attrs.get("window") or b.shape[:2])
     if node.op == "conv":
-        pads = [(0, 0)] + list(node.attrs["pads"]) + [(0, 0)]
-        fn = tf.function(lambda: tf.nn.conv2d(a, b, strides, pads, dilations=dilations))
-    elif node.op == "conv_transpose":  # its crops are the forward convolution's padding (dilation 1)
-        pads = [0, 0] + [p for pair in node.attrs["pads"] for p in pair] + [0, 0]
+        fn = tf.function(lambda: tf.nn.conv2d(a, b, strides, padding if padding != "EXPLICIT" else
+                                              [(0, 0)] + list(node.attrs["pads"]) + [(0, 0)], dilations=dilations))
+    elif node.op == "conv_transpose":
         fn = tf.function(lambda: tf.raw_ops.Conv2DBackpropInput(
-            input_sizes=out_shape, filter=b, out_backprop=a, strides=strides, padding="EXPLICIT",
-            explicit_paddings=pads, dilations=dilations))
+            input_sizes=out_shape, filter=b, out_backprop=a, strides=strides, padding=padding,
+            explicit_paddings=explicit, dilations=dilations))
     else:
-        pads = [0, 0] + [p for pair in node.attrs["pads"] for p in pair] + [0, 0]
         fn = tf.function(lambda: tf.raw_ops.Conv2DBackpropFilter(
-            input=a, filter_sizes=out_shape, out_backprop=b, strides=strides, padding="EXPLICIT",
-            explicit_paddings=pads, dilations=dilations))
+            input=a, filter_sizes=out_shape, out_backprop=b, strides=strides, padding=padding,
+            explicit_paddings=explicit, dilations=dilations))
     return median_time(lambda: fn().numpy(), seconds)
+
+
+def keras_padding(spatial, pads, strides, window) -> tuple:
+    """("VALID" | "SAME" | "EXPLICIT", explicit paddings) for a forward padding."""
+    if all(lo == hi == 0 for lo, hi in pads):
+        return "VALID", []
+    same = []
+    for n, s, k in zip(spatial, strides, window):
+        total = max((-(-n // s) - 1) * s + k - n, 0)
+        same.append((total // 2, total - total // 2))
+    if [tuple(p) for p in pads] == same:
+        return "SAME", []
+    return "EXPLICIT", [0, 0] + [p for pair in pads for p in pair] + [0, 0]
 
 
 def describe(node, batch: int) -> str:
