@@ -12,7 +12,6 @@ and "tuned" is the one kcompile's measurement picks for it. Times are medians; r
 go to stdout and to --out as Markdown."""
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -23,7 +22,7 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 
-from measure import gemm_peak, median_time, set_threads  # noqa: E402
+from measure import benchmark_arguments, gemm_peak, median_time, set_threads  # noqa: E402
 from models import build_model  # noqa: E402
 
 MODELS = ["mnist_cnn", "cifar10_cnn", "cifar10_resnet"]
@@ -41,8 +40,11 @@ def training_convolutions(name: str, batch: int) -> list:
     compiled.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     x = np.zeros((2,) + tuple(keras_model.inputs[0].shape[1:]), np.float32)
     compiled.train_on_batch(x, np.zeros(2, np.int64))
-    return [(node.meta.get("layer", "?"), node) for node in compiled.trainer.graph.nodes
-            if node.op in OPS and node.inputs[0].rank == 4]
+    graph = compiled.trainer.graph
+    trainable = {v.name for v in graph.inputs}  # a layer's kernel (the training graph's inputs); not pooling's constants
+    return [(node.meta.get("layer", "?"), node) for node in graph.nodes
+            if node.op in OPS and node.inputs[0].rank == 4
+            and (node.op == "conv_weight_grad" or node.inputs[1].name in trainable)]
 
 
 def alone(node):
@@ -116,11 +118,11 @@ def tensorflow_time(graph, batch: int, seconds: float) -> float:
     # The forward convolution's padding (a conv_transpose's crops are that padding, at
     # dilation 1), named as Keras names it: TensorFlow takes slower paths for "EXPLICIT".
     x_shape = out_shape if node.op == "conv_transpose" else a.shape
-    padding, explicit = keras_padding(x_shape[1:3], node.attrs["pads"], node.attrs["strides"],
-                                      node.attrs.get("window") or b.shape[:2])
+    pads = [(lo, max(hi, 0)) for lo, hi in node.attrs["pads"]]  # a negative crop: input cells no window reached
+    padding, explicit = keras_padding(x_shape[1:3], pads, node.attrs["strides"], node.attrs.get("window") or b.shape[:2])
     if node.op == "conv":
         fn = tf.function(lambda: tf.nn.conv2d(a, b, strides, padding if padding != "EXPLICIT" else
-                                              [(0, 0)] + list(node.attrs["pads"]) + [(0, 0)], dilations=dilations))
+                                              [(0, 0)] + pads + [(0, 0)], dilations=dilations))
     elif node.op == "conv_transpose":
         fn = tf.function(lambda: tf.raw_ops.Conv2DBackpropInput(
             input_sizes=out_shape, filter=b, out_backprop=a, strides=strides, padding=padding,
@@ -156,12 +158,7 @@ def describe(node, batch: int) -> str:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--out", default=os.path.join(HERE, "conv_results.md"))
+    parser = benchmark_arguments(__doc__, MODELS, 1.0, os.path.join(HERE, "conv_results.md"))
     args = parser.parse_args()
     set_threads(args.threads)
     from kcompile.report import count_flops

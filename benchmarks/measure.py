@@ -1,6 +1,7 @@
 """Timing helpers shared by the benchmark scripts."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -19,6 +20,17 @@ def set_threads(threads: int):
     numba.set_num_threads(threads)
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def benchmark_arguments(doc: str, models: list, seconds: float, out: str) -> argparse.ArgumentParser:
+    """The options every model benchmark takes (callers add their own)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=",".join(models))
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=seconds)
+    parser.add_argument("--out", default=out)
+    return parser
 
 
 def median_time(fn, seconds: float = 1.0, min_runs: int = 5) -> float:

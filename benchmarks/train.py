@@ -11,7 +11,6 @@ then the median time of steady-state train_on_batch steps on the same batch is t
 Results go to stdout and to --out as Markdown."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -24,7 +23,7 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 
-from measure import gemm_peak, median_time, set_threads  # noqa: E402
+from measure import benchmark_arguments, gemm_peak, median_time, set_threads  # noqa: E402
 from models import build_model  # noqa: E402
 
 MODELS = ["mnist_mlp", "mnist_cnn", "cifar10_cnn", "cifar10_resnet", "antirectifier"]
@@ -175,12 +174,7 @@ def main():
     if len(sys.argv) > 2 and sys.argv[1] == "--worker":
         worker(json.loads(sys.argv[2]))
         return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--out", default=os.path.join(HERE, "train_results.md"))
+    parser = benchmark_arguments(__doc__, MODELS, 3.0, os.path.join(HERE, "train_results.md"))
     parser.add_argument("--profile", action="store_true",
                         help="instead: where kcompile's training step spends its time, per step")
     args = parser.parse_args()
