@@ -60,7 +60,7 @@ def gemm_peak(n: int = 2048) -> float:
     """float32 GEMM GFLOP/s with NumPy's BLAS: the machine's practical peak."""
     a = np.random.default_rng(0).random((n, n), dtype=np.float32)
     b = np.random.default_rng(1).random((n, n), dtype=np.float32)
-    t = median_time(lambda: a @ b, seconds=2.0)
+    t = min(median_time(lambda: a @ b, seconds=0.7) for _ in range(3))  # a burst of load only ever slows it
     return 2 * n**3 / t / 1e9
 
 
