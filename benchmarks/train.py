@@ -38,14 +38,14 @@ def batch_for(model, batch: int):
     return x, rng.integers(0, 10, batch)
 
 
-def measure_in_worker(kind: str, path: str, name: str, args) -> dict:
+def measure_in_worker(kind: str, path: str, name: str, args, seconds: float | None = None) -> dict:
     """Run `worker` for one framework in a fresh process: in one process with the other
     framework, each one's idle thread pools took cores from the other (kcompile's step
     measured up to 1.9x slower with TensorFlow loaded, from run to run)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "NUMBA_NUM_THREADS": str(args.threads),
            "KCOMPILE_CACHE": os.path.join(os.path.dirname(path), "kcompile-cache")}  # empty when the run starts
     task = json.dumps({"kind": kind, "path": path, "name": name, "batch": args.batch, "threads": args.threads,
-                       "seconds": args.seconds})
+                       "seconds": args.seconds if seconds is None else seconds})
     result = subprocess.run([sys.executable, __file__, "--worker", task], capture_output=True, text=True, env=env)
     try:
         return json.loads(result.stdout.strip().splitlines()[-1])
@@ -113,7 +113,7 @@ def bench(name: str, folder: str, args) -> dict:
     # kcompile's first run, on an empty cache, measures its convolutions' algorithms,
     # compiles the step (Numba and LLVM: a higher peak) and caches it; the measured run
     # loads it from that cache, as every run after a user's first does.
-    row["memory_kcompile_first"] = measure_in_worker("kcompile", path, name, args).get("memory")
+    row["memory_kcompile_first"] = measure_in_worker("kcompile", path, name, args, seconds=0).get("memory")
     for kind in ("kcompile", "keras", "keras_xla"):  # XLA cannot compile some models: its row says why
         result = measure_in_worker(kind, path, name, args)
         row[kind], row[f"memory_{kind}"] = result.get("seconds"), result.get("memory")

@@ -17,6 +17,7 @@ import numpy as np
 from ..autodiff import gradient_graph, trainable_as_inputs, trainable_params
 from ..codegen.numba_cpu.kernels.random import bernoulli_fill
 from ..codegen.numba_cpu.kernels.reduce import count_nonfinite
+from ..codegen.numba_cpu.threads import configure_threading
 from ..errors import InputError, KcompileError
 from ..frontend.model import ModelWalker
 from ..ir import GraphBuilder
@@ -30,6 +31,7 @@ def bernoulli_mask(rng: np.random.Generator, shape: tuple, keep: float) -> np.nd
     generator takes for Dropout's masks)."""
     if keep >= 1.0:
         return np.ones(shape, np.float32)
+    configure_threading()  # the fill is a parallel kernel (a no-op after the first call)
     mask = np.empty(shape, np.float32)
     key = rng.integers(2**64, dtype=np.uint64)
     bernoulli_fill(mask.reshape(-1), key, np.uint64(max(keep, 0.0) * 2.0**32))
