@@ -90,6 +90,7 @@ class BindEmitter:
         self.values = {v.name: v for v in graph.values()}
         self._used_names: set = set(reserved)  # bind()'s own names: a view must not shadow them
         self._consts: dict = {}
+        self._shared_kernels: dict = {}  # kernel source, named "kernel" and without docstring -> name
 
     # -- names and views ---------------------------------------------------------------
     def fresh(self, hint: str) -> str:
@@ -148,6 +149,18 @@ class BindEmitter:
 
     def add_kernel(self, source: str):
         self.kernels.append(source)
+
+    def shared_kernel(self, hint: str, source_for, doc: str) -> str:
+        """The name of a generated kernel whose source is `source_for(name, doc)`: kernels
+        with the same code (their docstrings aside) are written, and compiled, once (a
+        ResNet's backward pass repeats a few dozen elementwise bodies hundreds of times);
+        the first one's doc stays."""
+        key = source_for("kernel", "")
+        name = self._shared_kernels.get(key)
+        if name is None:
+            name = self._shared_kernels[key] = self.fresh(hint)
+            self.kernels.append(source_for(name, doc))
+        return name
 
     def begin_node(self, node: Node):
         """Called before each node's lowering (the CPU emitter labels its steps)."""

@@ -81,3 +81,30 @@ def test_small_elementwise_kernels_are_not_parallel():
     assert "parallel=True" not in program.source and "prange(" not in program.source.split("def bind")[0]
     x = np.random.default_rng(0).normal(size=(3, 16)).astype(np.float32)
     np.testing.assert_allclose(program([x], 3)[0], np.tanh(x + 1), rtol=1e-5)
+
+
+def test_identical_elementwise_kernels_are_written_once():
+    """Layers that repeat (a ResNet's blocks, their backward passes) repeat kernel bodies:
+    each distinct body is generated and compiled once, and called once per node."""
+    import re
+
+    from kcompile.ir import GraphBuilder
+
+    rng = np.random.default_rng(0)
+    b = GraphBuilder("repeated_blocks")
+    x = b.input("x", (None, 6, 6, 16))
+    h = x
+    for _ in range(3):  # the same body over different parameters
+        scale, shift = (b.param(rng.normal(size=16).astype(np.float32)) for _ in range(2))
+        h = b.relu(b.add(b.mul(h, scale), shift))
+    other = b.tanh(b.reduce_sum(h, axes=(1,)))  # a different shape: a kernel of its own
+    b.output([h, other])
+    graph = b.graph
+    program = compile_graph(graph)
+    kernels, bind = program.source.split("def bind")
+    names = re.findall(r"^def (k_\w+)\(", kernels, re.M)
+    assert len(names) == 4, names  # mul, add, relu (unfused: compile_graph runs no passes), tanh
+    assert [bind.count(f"({name}, ") for name in names] == [3, 3, 3, 1]  # one step a node
+    inputs = [rng.normal(size=(5, 6, 6, 16)).astype(np.float32)]
+    for got, expected in zip(program(inputs, 5), interpret(graph, inputs)):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

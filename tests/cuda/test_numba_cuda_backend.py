@@ -99,14 +99,30 @@ def test_fused_elementwise_nodes_become_one_kernel_each():
     fused = [n for n in graph.nodes if n.op == "fused_elementwise"]
     assert fused
     kernels = _kernels(_source(graph))
-    assert len([k for k in kernels if not k.endswith("_skinny")]) == len([n for n in graph.nodes if n.op != "reshape"])
+    # At most one kernel a node: nodes with the same code share theirs (see the CPU test).
+    assert len([k for k in kernels if not k.endswith("_skinny")]) <= len([n for n in graph.nodes if n.op != "reshape"])
     for node in fused:
         program = node.attrs["program"]
         text = format_program(program, [f"in{k}" for k in range(len(node.inputs))])
-        doc = f"{node.meta.get('layer') or node.op}: out = {text}"
-        (body,) = [src for src in kernels.values() if doc in src.split("\n")[1]]  # found by its docstring
-        assert all(f"t{j} = " in body for j in range(len(program)))
-        assert body.count("out[") == 1  # the whole chain in registers, one store
+        bodies = [src for src in kernels.values() if f": out = {text}" in src.split("\n")[1]]  # by docstring
+        assert bodies, text
+        for body in bodies:
+            assert all(f"t{j} = " in body for j in range(len(program)))
+            assert body.count("out[") == 1  # the whole chain in registers, one store
+
+
+def test_nodes_with_the_same_code_share_a_kernel():
+    import numpy as np
+
+    from kcompile.ir import GraphBuilder
+
+    b = GraphBuilder("repeated")
+    h = b.input("x", (None, 6, 6, 16))
+    for k in range(3):
+        h = b.relu(b.add(h, b.param(np.full(16, k, np.float32))))
+    b.output([h])
+    kernels = _kernels(_source(b.graph))
+    assert len(kernels) == 2, sorted(kernels)  # add and relu, called three times each
 
 
 # -- the simulator ---------------------------------------------------------------------------------

@@ -27,10 +27,10 @@ ELEMENTWISE_OPS = [name for name, p in all_primitives().items() if p.kind in (Ki
 
 @lowering(*ELEMENTWISE_OPS)
 def lower_elementwise(em, node):
-    name = em.fresh(f"k_{node.output.name}")
     inputs = [em.ref(v) for v in node.inputs]
     text = format_program(program_of(node), [f"in{k}" for k in range(len(inputs))])
-    em.add_kernel(elementwise_kernel(name, node, f"{node.meta.get('layer', '')}: out = {text}"))
+    name = em.shared_kernel(f"k_{node.output.name}", lambda kernel, doc: elementwise_kernel(kernel, node, doc),
+                            f"{node.meta.get('layer', '')}: out = {text}")
     em.comment(f"{node.meta.get('layer', node.op)}: {text}")
     em.call(name, *inputs, em.ref(node.output))
 

@@ -40,9 +40,9 @@ ELEMENTWISE_OPS = [name for name, p in all_primitives().items() if p.kind in (Ki
 def lower_elementwise(em, node):
     out = node.output
     flat = all(v.shape == out.shape for v in node.inputs)
-    name = _kernel_name(em, f"k_{out.name}")
     text = format_program(program_of(node), [f"in{k}" for k in range(len(node.inputs))])
-    em.add_kernel(elementwise_kernel(name, node, flat, _doc(node, f"out = {text}")))
+    name = em.shared_kernel(f"k_{out.name}", lambda kernel, doc: elementwise_kernel(kernel, node, flat, doc),
+                            _doc(node, f"out = {text}"))
     if flat:
         args = [em.flat(v) for v in node.inputs + [out]]
     else:
