@@ -153,7 +153,7 @@ def describe(node, batch: int) -> str:
         return f"{x[1]}x{x[2]}x{x[3]} * {w[0]}x{w[1]}x{w[3]}, stride {node.attrs['strides'][0]}"
     out = node.outputs[0].type.concrete(batch)
     if node.op == "conv_transpose":
-        return f"{x[1]}x{x[2]}x{x[3]} -> {out[1]}x{out[2]}x{out[3]}, stride {node.attrs['strides'][0]}"
+        return f"{x[1]}x{x[2]}x{x[3]} -> {out[1]}x{out[2]}x{out[3]}, {w[0]}x{w[1]} window, stride {node.attrs['strides'][0]}"
     return f"{x[1]}x{x[2]}x{x[3]}, {w[1]}x{w[2]}x{w[3]} -> {out[0]}x{out[1]}x{out[2]}x{out[3]}"
 
 
