@@ -27,8 +27,8 @@ from .penalties import activity_regularizers, penalties_for
 
 def bernoulli_mask(rng: np.random.Generator, shape: tuple, keep: float) -> np.ndarray:
     """float32 ones with probability `keep`, else zeros: one 64-bit key from `rng`, the
-    entries hashed from it over threads (kernels.random; a tenth of the time NumPy's
-    generator takes for Dropout's masks)."""
+    entries hashed from it over threads (kernels.random), instead of one draw of NumPy's
+    generator per entry on one thread."""
     if keep >= 1.0:
         return np.ones(shape, np.float32)
     configure_threading()  # the fill is a parallel kernel (a no-op after the first call)
