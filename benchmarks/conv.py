@@ -7,7 +7,8 @@ run at equal thread counts, with the machine's GEMM peak for scale.
     python benchmarks/conv.py --models mnist_cnn --seconds 0.5
 
 The convolutions are taken from kcompile's training graph of each model; each is compiled
-alone, once per algorithm (im2col + GEMM, direct accumulation, one GEMM per window tap),
+alone, once per algorithm (im2col + GEMM, direct accumulation, one GEMM per window tap,
+implicit GEMM on a register-tiled micro-kernel),
 and "tuned" is the one kcompile's measurement picks for it. Times are medians; results
 go to stdout and to --out as Markdown."""
 from __future__ import annotations
@@ -69,9 +70,11 @@ def algorithms(graph) -> dict:
     if node.op == "conv_transpose" and not unit:
         return {"scatter": None}  # strided: one kernel, no choice
     pointwise = int(np.prod(node.inputs[1].shape[:-2])) == 1
-    if pointwise or node.attrs.get("groups", 1) != 1:
+    if (pointwise and unit) or node.attrs.get("groups", 1) != 1:
         return {"im2col": C.IM2COL}
-    return {"im2col": C.IM2COL, "direct": C.DIRECT, **({"taps": C.TAPS} if unit else {})}
+    if pointwise:
+        return {"im2col": C.IM2COL, "igemm": C.IGEMM}
+    return {"im2col": C.IM2COL, "direct": C.DIRECT, **({"taps": C.TAPS} if unit else {}), "igemm": C.IGEMM}
 
 
 @contextlib.contextmanager
@@ -164,7 +167,7 @@ def main():
     from kcompile.report import count_flops
 
     peak = gemm_peak()
-    names = ["im2col", "direct", "taps", "scatter"]
+    names = ["im2col", "direct", "taps", "igemm", "scatter"]
     lines = [f"Machine float32 GEMM peak (NumPy, {args.threads} threads): {peak:.0f} GFLOP/s. Batch {args.batch}; "
              "GFLOP/s of each convolution of a training step (median times); \"tuned\" is the algorithm kcompile "
              "measures fastest and uses.", "",

@@ -1,5 +1,5 @@
 """The Numba CPU backend's convolution algorithms (im2col + GEMM, direct accumulation,
-one GEMM per tap) and kernel-gradient algorithms (im2col, taps) each match the
+one GEMM per tap, implicit GEMM) and kernel-gradient algorithms (im2col, taps) each match the
 interpreter, and the choice between them is measured once per shape and then read back
 from the cache (tuning.py)."""
 import json
@@ -29,7 +29,7 @@ def conv_graph(case):
     return b.graph
 
 
-@pytest.mark.parametrize("method", [C.IM2COL, C.DIRECT, C.TAPS], ids=["im2col", "direct", "taps"])
+@pytest.mark.parametrize("method", [C.IM2COL, C.DIRECT, C.TAPS, C.IGEMM], ids=["im2col", "direct", "taps", "igemm"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_algorithm_matches_the_interpreter(case, method, monkeypatch):
     """(TAPS falls back to im2col at strides above 1.)"""
@@ -79,23 +79,56 @@ def test_choice_is_measured_once_then_read_from_the_cache(tmp_path, monkeypatch)
 
     monkeypatch.setattr(tuning, "_seconds", counting)
     method = tuning.conv_method(*shapes, 1)
-    assert method in (C.IM2COL, C.DIRECT, C.TAPS) and len(measured) == 3  # each algorithm timed
+    assert method in (C.IM2COL, C.DIRECT, C.TAPS, C.IGEMM) and len(measured) == 4  # each algorithm timed
     with open(tmp_path / "tuning.json") as f:
         assert list(json.load(f).values()) == [method]
 
     monkeypatch.setattr(tuning, "_choices", None)  # a new process: only the file remains
-    assert tuning.conv_method(*shapes, 1) == method and len(measured) == 3
-    # Grouped convolutions are not measured: im2col. Large windows: im2col or taps.
+    assert tuning.conv_method(*shapes, 1) == method and len(measured) == 4
+    # Grouped convolutions are not measured: im2col. Large windows: no direct accumulation.
     assert tuning.conv_method(shapes[0], (18, 8), shapes[2], shapes[3], 2) == C.IM2COL
-    assert len(measured) == 3
+    assert len(measured) == 4
     wide = (shapes[0][:-1] + (tuning.MEASURE_MAX_K,), (9 * tuning.MEASURE_MAX_K, 8), shapes[2], shapes[3])
-    assert tuning.conv_method(*wide, 1) in (C.IM2COL, C.TAPS) and len(measured) == 5
-    # Kernel gradients: im2col and taps, at stride 1 only.
-    assert tuning.weight_grad_method(shapes[0], shapes[2], shapes[3]) in (C.IM2COL, C.TAPS) and len(measured) == 7
+    assert tuning.conv_method(*wide, 1) in (C.IM2COL, C.TAPS, C.IGEMM) and len(measured) == 7
+    # A 1x1 window at stride 1 is one GEMM (not measured); at stride 2, im2col or igemm.
     strided = shapes[3][:3] + (2, 2, 2) + shapes[3][6:]
-    assert tuning.weight_grad_method(shapes[0], (None, 1, 5, 5, 8), strided) == C.IM2COL and len(measured) == 7
+    one_by_one = (1, 1, 1) + shapes[3][3:]
+    assert tuning.conv_method(shapes[0], (2, 8), shapes[0][:-1] + (8,), one_by_one, 1) == C.IM2COL
+    assert len(measured) == 7
+    half = (None, 1, 6, 6, 8)
+    assert tuning.conv_method(shapes[0], (2, 8), half, one_by_one[:3] + (2, 2, 2) + one_by_one[6:], 1) in (
+        C.IM2COL, C.IGEMM) and len(measured) == 9
+    # Kernel gradients: im2col and taps, at stride 1 only.
+    assert tuning.weight_grad_method(shapes[0], shapes[2], shapes[3]) in (C.IM2COL, C.TAPS) and len(measured) == 11
+    assert tuning.weight_grad_method(shapes[0], (None, 1, 5, 5, 8), strided) == C.IM2COL and len(measured) == 11
     # KCOMPILE_TUNE=0: no timing, im2col, even for a shape never seen.
     monkeypatch.setenv("KCOMPILE_TUNE", "0")
     assert tuning.conv_method(shapes[0], (27, 8), shapes[2], shapes[3], 1) == C.IM2COL
     assert tuning.weight_grad_method(shapes[0], (None, 1, 11, 11, 8), shapes[3]) == C.IM2COL
-    assert len(measured) == 7
+    assert len(measured) == 11
+
+
+@pytest.mark.parametrize("filters", [3, 16, 40, 64])  # under one vector, one, a partial second panel, two
+def test_implicit_gemm_matches_im2col_in_3d_with_a_residual_epilogue(filters):
+    """Every (kd, kh, kw) window row a segment of the micro-kernel, dilation along W
+    (one segment per tap), strides, uneven pads, a tile of rows past the last output,
+    and the epilogue (bias add, residual add, relu) on the kernel's rows."""
+    from kcompile.codegen.numba_cpu.kernels.epilogue import RESIDUAL
+    from kcompile.codegen.numba_cpu.kernels.scalar import OPCODES
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, 5, 7, 6, 4)).astype(np.float32)
+    w2d = rng.normal(size=(2 * 3 * 2 * 4, filters)).astype(np.float32)
+    geometry = (2, 3, 2, 1, 2, 1, 2, 1, 2, 1, 1, 0)  # window, strides, dilations, leading pads
+    out_shape = (3, 4, 4, 4, filters)  # D: (5 + 1 - 2 - 1) + 1; H: (7 + 1 + 1 - 3) // 2 + 1; W: 6 - 2
+    steps = np.array([[OPCODES["add"], 0, 0], [OPCODES["add"], RESIDUAL, 0], [OPCODES["relu"], -1, 0]], np.int32)
+    chan = rng.normal(size=(1, filters)).astype(np.float32)
+    res = rng.normal(size=(int(np.prod(out_shape[:-1])), filters)).astype(np.float32)
+    results = []
+    for method in (C.IM2COL, C.IGEMM):
+        out = np.full(out_shape, np.nan, np.float32)
+        # Trailing H pad of 1: the im2col kernel reads the window's outside as zeros.
+        C.conv(x, w2d, out, geometry, 1, method, steps, chan, res)
+        results.append(out)
+    assert not np.isnan(results[1]).any()
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-5)

@@ -1,8 +1,8 @@
 """Per-shape algorithm choices, measured on this machine and remembered.
 
-A convolution runs as im2col tiles into BLAS GEMMs, by direct accumulation, or (stride
-1) as one GEMM per window tap over the input grid; its kernel gradient by im2col or by
-taps. Which is faster depends on the shape and on the machine (here im2col won over
+A convolution runs as im2col tiles into BLAS GEMMs, by direct accumulation, (stride 1)
+as one GEMM per window tap over the input grid, or as an implicit GEMM on a register-
+tiled micro-kernel; its kernel gradient by im2col or by taps. Which is faster depends on the shape and on the machine (here im2col won over
 direct accumulation even at 9 input taps, against the rule of thumb; taps win at few
 channels, where im2col's copies cost most). The first compile that meets a shape times
 the candidates on random data at a small batch and records the winner in the cache
@@ -101,14 +101,16 @@ def _unit_strides(geometry: tuple) -> bool:
 
 
 def conv_method(x_shape: tuple, w2d_shape: tuple, out_shape: tuple, geometry: tuple, groups: int) -> int:
-    """The fastest `kernels.conv` method (IM2COL, DIRECT or TAPS) for these 5-D shapes
+    """The fastest `kernels.conv` method (IM2COL, DIRECT, TAPS or IGEMM) for these 5-D shapes
     (batch axis first, None for the batch)."""
     from .kernels import conv as C
     from .kernels.epilogue import NO_CHANNELS, NO_EPILOGUE, NO_RESIDUAL
 
-    pointwise = w2d_shape[0] == x_shape[-1]  # a 1x1 window: one GEMM whatever the method
+    pointwise = w2d_shape[0] == x_shape[-1]  # a 1x1 window
     methods = [C.IM2COL]
-    if groups == 1 and not pointwise:  # the other kernels handle ungrouped convolutions only
+    if groups == 1 and not (pointwise and _unit_strides(geometry)):  # that one is one GEMM whatever the method
+        methods += [C.IGEMM]  # the other kernels handle ungrouped convolutions only
+    if groups == 1 and not pointwise:
         methods += [C.DIRECT] if w2d_shape[0] <= MEASURE_MAX_K else []
         methods += [C.TAPS] if _unit_strides(geometry) else []
     if len(methods) == 1 or _tuning_off():

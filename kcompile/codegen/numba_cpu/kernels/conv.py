@@ -3,13 +3,14 @@
 
 conv: im2col per tile of output pixels into a thread-local buffer, one BLAS GEMM per
 tile against the (window * C, F) kernel matrix, the epilogue on the tile while it is
-hot; or, at stride 1, one GEMM per window tap straight from the input (taps.py); or
-direct accumulation. 1x1 stride-1 convolutions skip the im2col. Depthwise convolutions
+hot; or, at stride 1, one GEMM per window tap straight from the input (taps.py); or an
+implicit GEMM on a register-tiled micro-kernel (igemm.py); or direct accumulation. 1x1 stride-1 convolutions skip the im2col. Depthwise convolutions
 (one input channel per group) use a direct kernel."""
 import numpy as np
 from numba import njit, prange
 
 from .epilogue import apply
+from .igemm import conv_igemm
 from .scalar import FASTMATH
 from .taps import conv_taps
 
@@ -19,6 +20,7 @@ MIN_JOBS = 4  # at least this many parallel jobs per call (a get_num_threads() c
 IM2COL = 0  # im2col tiles into BLAS GEMMs
 DIRECT = 1  # direct accumulation, for few input channels (groups == 1 only)
 TAPS = 2  # one GEMM per window tap over the input grid (stride 1, groups == 1 only)
+IGEMM = 3  # implicit GEMM on a register-tiled micro-kernel (groups == 1 only)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -93,7 +95,7 @@ def _direct_rows(x, w2d, out2, n, od, oh, geometry, out_shape):
 def conv(x, w2d, out, geometry, groups, method, steps, chan, res):
     """x (N, D, H, W, C); w2d (KD*KH*KW*C/groups, F); out (N, OD, OH, OW, F).
     geometry = (KD, KH, KW, SD, SH, SW, DD, DH, DW, PD, PH, PW) with P* the leading pads.
-    method: IM2COL, DIRECT or TAPS (a 1x1 stride-1 conv is always one GEMM)."""
+    method: IM2COL, DIRECT, TAPS or IGEMM (a 1x1 stride-1 conv is always one GEMM)."""
     n_, od_, oh_, ow_, f = out.shape
     c = x.shape[4]
     pixels = od_ * oh_ * ow_
@@ -111,6 +113,9 @@ def conv(x, w2d, out, geometry, groups, method, steps, chan, res):
             block = out2[r0:r1]
             np.dot(x2[r0:r1], w2d, block)
             apply(block, steps, chan, res, r0)
+        return
+    if method == IGEMM and groups == 1:
+        conv_igemm(x, w2d, out, geometry, steps, chan, res)
         return
     if method == TAPS and groups == 1 and geometry[3] == 1 and geometry[4] == 1 and geometry[5] == 1:
         conv_taps(x, w2d, out, geometry, steps, chan, res)

@@ -28,9 +28,9 @@ OVERWRITE = np.array([1.0, 0.0], np.float32)
 @njit(cache=True, nogil=True)
 def _grid_shape(x, geometry, out_spatial):
     """(GD, GH, GW): the padded input's extent, exactly what the outputs' windows cover."""
-    kd_, kh_, kw_, _, _, _, dd, dh, dw, _, _, _ = geometry
+    kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, _, _, _ = geometry
     od_, oh_, ow_ = out_spatial
-    return od_ + (kd_ - 1) * dd, oh_ + (kh_ - 1) * dh, ow_ + (kw_ - 1) * dw
+    return (od_ - 1) * sd + (kd_ - 1) * dd + 1, (oh_ - 1) * sh + (kh_ - 1) * dh + 1, (ow_ - 1) * sw + (kw_ - 1) * dw + 1
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -40,8 +40,8 @@ def _on_grid(x, geometry, out_spatial):
     pd, ph, pw = geometry[9], geometry[10], geometry[11]
     n_, d_in, h_in, w_in, c = x.shape
     gd, gh, gw = _grid_shape(x, geometry, out_spatial)
-    if pd == 0 and ph == 0 and pw == 0 and (gd, gh, gw) == (d_in, h_in, w_in):
-        return x
+    if pd == 0 and ph == 0 and pw == 0 and gd <= d_in and gh <= h_in and gw <= w_in:
+        return x  # every window inside the input (at strides above 1 the grid may end early)
     grid = np.empty((n_, gd, gh, gw, c), np.float32)
     for line in prange(n_ * gd * gh):
         n, i, j = line // (gd * gh), (line // gh) % gd, line % gh

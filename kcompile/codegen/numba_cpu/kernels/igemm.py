@@ -1,0 +1,165 @@
+"""Convolutions as an implicit GEMM on a register-tiled micro-kernel.
+
+The micro-kernel is the native backend's (native/k_gemm.py, `micro_kernel`): an MR x NR
+tile of sums held in vector registers over the whole reduction, NR = nv vectors of
+output channels, MR output pixels whose operand values are broadcast. It is emitted as
+LLVM IR into the Numba function that calls it (an intrinsic), so cached kernels keep
+it. BLAS-based algorithms (im2col, taps) re-read and re-write their result tile once
+per GEMM call and pack operands on each call; for the seed CNNs' 16-64 channel 3x3
+convolutions this kernel runs at 1.3-1.8x their speed (benchmarks/conv.py).
+
+Output pixel r reads its window from the zero-padded input (taps.py's grid, no copy
+when there is no padding) through one pointer per window row: a *segment* of KW * C
+contiguous floats (dilation 1 along W) or KW segments of C floats. The weights are
+packed on each call into panels of (K, NR) floats, 64-byte aligned as the micro-kernel
+loads them (K * F floats: microseconds)."""
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ...native.build import host_isa
+from ...native.k_gemm import micro_kernel, tile_shape
+from .epilogue import apply
+from .scalar import FASTMATH
+from .taps import _on_grid
+
+ISA = host_isa()
+W = ISA.width  # floats per vector register
+MR1, _ = tile_shape(ISA, W)  # rows of the tile with one vector of columns
+MR2, _ = tile_shape(ISA, 2 * W)  # ... with two
+MR = max(MR1, MR2)  # pointer slots per segment (the micro-kernel's `stride`)
+BLOCK_TILES = 8  # row tiles per parallel job: the job's output rows stay in cache for the epilogue
+
+
+class _IntrinsicModule:
+    """What `micro_kernel` needs of a native module, over the LLVM module of the Numba
+    function being compiled: the micro-kernel is defined there once."""
+
+    def __init__(self, module):
+        self.module, self.isa = module, ISA
+
+    def kernel(self, key, build):
+        _, mr, nv, stride = key
+        existing = self.module.globals.get(f"kc_uk_{mr}x{nv * W}_{stride}")  # micro_kernel's name for it
+        return existing if existing is not None else build()
+
+
+def _micro_tile_intrinsic(nv: int):
+    mr = MR1 if nv == 1 else MR2
+
+    @intrinsic
+    def micro_tile(typingctx, ptrs, firsts, lengths, panel, panel_offset, tile):
+        """tile (mr x nv*W, row-major) = the sums over the segments of rows ptrs[s * MR + i]
+        times panel[panel_offset:] (see micro_kernel)."""
+        def codegen(context, builder, signature, args):
+            data = [context.make_array(t)(context, builder, a).data for t, a in zip(signature.args[:4], args[:4])]
+            ptr_array, first_data, length_data, panel_data = data
+            tile_data = context.make_array(signature.args[5])(context, builder, args[5]).data
+            nseg = context.make_array(signature.args[1])(context, builder, args[1]).nitems
+            fn = micro_kernel(_IntrinsicModule(builder.module), mr, nv, MR)
+            float_pp = ir.PointerType(ir.PointerType(ir.FloatType()))
+            builder.call(fn, [builder.bitcast(ptr_array, float_pp), first_data, length_data, nseg,
+                              builder.gep(panel_data, [args[4]]), tile_data])
+            return context.get_dummy_value()
+
+        return types.none(ptrs, firsts, lengths, panel, panel_offset, tile), codegen
+
+    return micro_tile
+
+
+_micro_tile_1 = _micro_tile_intrinsic(1)
+_micro_tile_2 = _micro_tile_intrinsic(2)
+
+
+@njit(cache=True, nogil=True)
+def _aligned(n):
+    """n float32 zeros starting on a 64-byte boundary (the micro-kernel's aligned loads)."""
+    raw = np.zeros(n + 16, np.float32)
+    skip = ((64 - raw.ctypes.data % 64) % 64) // 4
+    return raw[skip : skip + n]
+
+
+@njit(cache=True, nogil=True)
+def _pack(w2d, nr):
+    """(panels, K, nr) panels of w2d's columns, zeros past F, flattened and aligned."""
+    k, f = w2d.shape
+    panels = (f + nr - 1) // nr
+    packed = _aligned(panels * k * nr)
+    for p in range(panels):
+        for kk in range(k):
+            base = (p * k + kk) * nr
+            for c in range(min(nr, f - p * nr)):
+                packed[base + c] = w2d[kk, p * nr + c]
+    return packed
+
+
+@njit(cache=True, nogil=True)
+def _segments(geometry, grid_dims, c):
+    """(float offset of each segment from a window's corner, its length): one segment
+    per window row (KD x KH) when its KW pixels are contiguous (dilation 1 along W),
+    else one per tap."""
+    kd_, kh_, kw_, _, _, _, dd, dh, dw, _, _, _ = geometry
+    _, gh, gw = grid_dims
+    per_row = 1 if dw == 1 else kw_
+    offsets = np.empty(kd_ * kh_ * per_row, np.int64)
+    lengths = np.empty(kd_ * kh_ * per_row, np.int64)
+    s = 0
+    for kd in range(kd_):
+        for kh in range(kh_):
+            for kw in range(per_row):
+                offsets[s] = ((kd * dd * gh + kh * dh) * gw + kw * dw) * c
+                lengths[s] = kw_ * c if per_row == 1 else c
+                s += 1
+    return offsets, lengths
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
+def conv_igemm(x, w2d, out, geometry, steps, chan, res):
+    """Ungrouped convolution, any strides and dilations: x (N, D, H, W, C), w2d (KD*KH*KW*C,
+    F) in (kd, kh, kw, c) row order, out (N, OD, OH, OW, F); the epilogue on each job's rows."""
+    n_, od_, oh_, ow_, f = out.shape
+    c = x.shape[4]
+    sd, sh, sw = geometry[3], geometry[4], geometry[5]
+    grid = _on_grid(x, geometry, (od_, oh_, ow_))
+    _, gd, gh, gw, _ = grid.shape
+    flat = grid.reshape(-1)
+    seg_offsets, seg_lengths = _segments(geometry, (gd, gh, gw), c)
+    nseg = seg_offsets.shape[0]
+    firsts = np.arange(nseg).astype(np.int64)
+    k = w2d.shape[0]
+    nr = W if f <= W else 2 * W
+    mr = MR1 if f <= W else MR2
+    panels = (f + nr - 1) // nr
+    packed = _pack(w2d, nr)
+    rows = n_ * od_ * oh_ * ow_
+    out2 = out.reshape((rows, f))
+    tiles = (rows + mr - 1) // mr
+    jobs = (tiles + BLOCK_TILES - 1) // BLOCK_TILES
+    base = flat.ctypes.data
+    for job in prange(jobs):
+        ptrs = np.empty(nseg * MR, np.int64)
+        tile = _aligned(mr * nr)
+        r_start = job * BLOCK_TILES * mr
+        r_stop = min(rows, r_start + BLOCK_TILES * mr)
+        for r0 in range(r_start, r_stop, mr):
+            valid = min(mr, r_stop - r0)
+            for i in range(mr):
+                r = r0 + min(i, valid - 1)  # past the last row: repeat it (computed, not stored)
+                n, p = r // (od_ * oh_ * ow_), r % (od_ * oh_ * ow_)
+                o1, o2, o3 = p // (oh_ * ow_), (p // ow_) % oh_, p % ow_
+                corner = (((n * gd + o1 * sd) * gh + o2 * sh) * gw + o3 * sw) * c
+                for s in range(nseg):
+                    ptrs[s * MR + i] = base + 4 * (corner + seg_offsets[s])
+            for j in range(panels):
+                if nr == W:
+                    _micro_tile_1(ptrs, firsts, seg_lengths, packed, j * k * nr, tile)
+                else:
+                    _micro_tile_2(ptrs, firsts, seg_lengths, packed, j * k * nr, tile)
+                width = min(nr, f - j * nr)
+                for i in range(valid):
+                    target = out2[r0 + i, j * nr : j * nr + width]
+                    for q in range(width):
+                        target[q] = tile[i * nr + q]
+        apply(out2[r_start:r_stop], steps, chan, res, r_start)
