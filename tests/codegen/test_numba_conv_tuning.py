@@ -1,7 +1,7 @@
 """The Numba CPU backend's convolution algorithms (im2col + GEMM, direct accumulation,
-one GEMM per tap, implicit GEMM) and kernel-gradient algorithms (im2col, taps) each match the
-interpreter, and the choice between them is measured once per shape and then read back
-from the cache (tuning.py)."""
+one GEMM per tap, implicit GEMM) and kernel-gradient algorithms (im2col, taps) each
+match the interpreter, and the choice between them is measured once per shape and then
+read back from the cache (tuning.py)."""
 import json
 
 import numpy as np
@@ -132,3 +132,21 @@ def test_implicit_gemm_matches_im2col_in_3d_with_a_residual_epilogue(filters):
         results.append(out)
     assert not np.isnan(results[1]).any()
     np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-5)
+
+
+def test_implicit_gemm_keeps_its_padded_copy_alive():
+    """The micro-kernel reads the zero-padded copy of the input through raw addresses; a
+    copy freed after its address was taken (Numba frees an array after its last use)
+    read reused memory and crashed at this size (a training step's input gradient)."""
+    from kcompile.codegen.numba_cpu.kernels.epilogue import NO_CHANNELS, NO_EPILOGUE, NO_RESIDUAL
+
+    rng = np.random.default_rng(4)
+    x = rng.random((128, 1, 24, 24, 64), dtype=np.float32)
+    w2d = rng.random((9 * 64, 32), dtype=np.float32)
+    geometry = (1, 3, 3, 1, 1, 1, 1, 1, 1, 0, 2, 2)
+    results = []
+    for method in (C.IM2COL, C.IGEMM):
+        out = np.empty((128, 1, 26, 26, 32), np.float32)
+        C.conv(x, w2d, out, geometry, 1, method, NO_EPILOGUE, NO_CHANNELS, NO_RESIDUAL)
+        results.append(out)
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-4)

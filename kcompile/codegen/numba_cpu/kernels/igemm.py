@@ -16,7 +16,6 @@ loads them (K * F floats: microseconds)."""
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ...native.build import host_isa
@@ -71,6 +70,18 @@ def _micro_tile_intrinsic(nv: int):
 
 _micro_tile_1 = _micro_tile_intrinsic(1)
 _micro_tile_2 = _micro_tile_intrinsic(2)
+
+
+@intrinsic
+def _address(typingctx, array, offset):
+    """The address of element `offset` of `array`'s data, as an integer. (Taking it here,
+    at each use, keeps the array alive: Numba frees an array after its last use, and an
+    address taken once before a loop is not a use.)"""
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.ptrtoint(builder.gep(data, [args[1]]), ir.IntType(64))
+
+    return types.int64(array, types.intp), codegen
 
 
 @njit(cache=True, nogil=True)
@@ -137,7 +148,6 @@ def conv_igemm(x, w2d, out, geometry, steps, chan, res):
     out2 = out.reshape((rows, f))
     tiles = (rows + mr - 1) // mr
     jobs = (tiles + BLOCK_TILES - 1) // BLOCK_TILES
-    base = flat.ctypes.data
     for job in prange(jobs):
         ptrs = np.empty(nseg * MR, np.int64)
         tile = _aligned(mr * nr)
@@ -151,7 +161,7 @@ def conv_igemm(x, w2d, out, geometry, steps, chan, res):
                 o1, o2, o3 = p // (oh_ * ow_), (p // ow_) % oh_, p % ow_
                 corner = (((n * gd + o1 * sd) * gh + o2 * sh) * gw + o3 * sw) * c
                 for s in range(nseg):
-                    ptrs[s * MR + i] = base + 4 * (corner + seg_offsets[s])
+                    ptrs[s * MR + i] = _address(flat, corner + seg_offsets[s])
             for j in range(panels):
                 if nr == W:
                     _micro_tile_1(ptrs, firsts, seg_lengths, packed, j * k * nr, tile)
