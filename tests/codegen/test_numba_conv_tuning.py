@@ -1,7 +1,7 @@
 """The Numba CPU backend's convolution algorithms (im2col + GEMM, direct accumulation,
-one GEMM per tap, implicit GEMM) and kernel-gradient algorithms (im2col, taps) each
-match the interpreter, and the choice between them is measured once per shape and then
-read back from the cache (tuning.py)."""
+one GEMM per tap, implicit GEMM) and kernel-gradient algorithms (im2col, taps, implicit
+GEMM) each match the interpreter, and the choice between them is measured once per
+shape and then read back from the cache (tuning.py)."""
 import json
 
 import numpy as np
@@ -10,6 +10,7 @@ import pytest
 from kcompile.codegen.numba_cpu import lowerings, tuning
 from kcompile.codegen.numba_cpu.compiler import compile_graph
 from kcompile.codegen.numba_cpu.kernels import conv as C
+from kcompile.codegen.numba_cpu.kernels.igemm import W as VECTOR_WIDTH
 from kcompile.ir import GraphBuilder, interpret
 
 CASES = {  # name: (input (H, W, C), kernel (KH, KW, C, F), strides, dilations, pads)
@@ -44,7 +45,7 @@ def test_each_algorithm_matches_the_interpreter(case, method, monkeypatch):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5, err_msg=f"{case}, batch {batch}")
 
 
-@pytest.mark.parametrize("method", [C.IM2COL, C.TAPS], ids=["im2col", "taps"])
+@pytest.mark.parametrize("method", [C.IM2COL, C.TAPS, C.IGEMM], ids=["im2col", "taps", "igemm"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_kernel_gradient_algorithm_matches_the_interpreter(case, method, monkeypatch):
     monkeypatch.setattr(lowerings, "weight_grad_method", lambda *shapes: method)
@@ -98,14 +99,21 @@ def test_choice_is_measured_once_then_read_from_the_cache(tmp_path, monkeypatch)
     half = (None, 1, 6, 6, 8)
     assert tuning.conv_method(shapes[0], (2, 8), half, one_by_one[:3] + (2, 2, 2) + one_by_one[6:], 1) in (
         C.IM2COL, C.IGEMM) and len(measured) == 9
-    # Kernel gradients: im2col and taps, at stride 1 only.
-    assert tuning.weight_grad_method(shapes[0], shapes[2], shapes[3]) in (C.IM2COL, C.TAPS) and len(measured) == 11
-    assert tuning.weight_grad_method(shapes[0], (None, 1, 5, 5, 8), strided) == C.IM2COL and len(measured) == 11
+    # Kernel gradients: im2col, taps and (filters in whole vectors) igemm, at stride 1 only.
+    measured_before = len(measured)
+    candidates = 3 if shapes[2][-1] % VECTOR_WIDTH == 0 else 2
+    assert tuning.weight_grad_method(shapes[0], shapes[2], shapes[3]) in (C.IM2COL, C.TAPS, C.IGEMM)
+    assert len(measured) == measured_before + candidates
+    wide_g = shapes[2][:-1] + (2 * VECTOR_WIDTH,)
+    assert tuning.weight_grad_method(shapes[0], wide_g, shapes[3]) in (C.IM2COL, C.TAPS, C.IGEMM)
+    assert len(measured) == measured_before + candidates + 3
+    assert tuning.weight_grad_method(shapes[0], (None, 1, 5, 5, 8), strided) == C.IM2COL
+    measured_before = len(measured)
     # KCOMPILE_TUNE=0: no timing, im2col, even for a shape never seen.
     monkeypatch.setenv("KCOMPILE_TUNE", "0")
     assert tuning.conv_method(shapes[0], (27, 8), shapes[2], shapes[3], 1) == C.IM2COL
     assert tuning.weight_grad_method(shapes[0], (None, 1, 11, 11, 8), shapes[3]) == C.IM2COL
-    assert len(measured) == 11
+    assert len(measured) == measured_before
 
 
 @pytest.mark.parametrize("filters", [3, 16, 40, 64])  # under one vector, one, a partial second panel, two
@@ -150,3 +158,23 @@ def test_implicit_gemm_keeps_its_padded_copy_alive():
         C.conv(x, w2d, out, geometry, 1, method, NO_EPILOGUE, NO_CHANNELS, NO_RESIDUAL)
         results.append(out)
     np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("vectors", [1, 2, 3, 4])  # one panel of one vector, of two, three of one, two of two
+def test_implicit_gemm_kernel_gradient_matches_im2col(vectors):
+    """The kernel-gradient micro-kernel (filters in whole vectors) with dilation, uneven
+    pads, a last tile of (tap, channel) rows past the end, and runs of grid rows split
+    over jobs."""
+    from kcompile.codegen.numba_cpu.kernels import grad as D
+
+    filters = vectors * VECTOR_WIDTH
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(5, 3, 9, 8, 5)).astype(np.float32)
+    geometry = (2, 3, 2, 1, 1, 1, 1, 2, 1, 1, 2, 0)  # window, strides, dilations, leading pads
+    g = rng.normal(size=(5, 3, 7, 7, filters)).astype(np.float32)  # every window inside the padded input
+    results = []
+    for method in (C.IM2COL, C.IGEMM):
+        out = np.full((2 * 3 * 2 * 5, filters), np.nan, np.float32)
+        D.conv_weight_grad(x, g, out, geometry, method)
+        results.append(out)
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-4, atol=1e-4)

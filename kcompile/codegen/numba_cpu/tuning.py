@@ -2,9 +2,10 @@
 
 A convolution runs as im2col tiles into BLAS GEMMs, by direct accumulation, (stride 1)
 as one GEMM per window tap over the input grid, or as an implicit GEMM on a register-
-tiled micro-kernel; its kernel gradient by im2col or by taps. Which is faster depends on the shape and on the machine (here im2col won over
-direct accumulation even at 9 input taps, against the rule of thumb; taps win at few
-channels, where im2col's copies cost most). The first compile that meets a shape times
+tiled micro-kernel; its kernel gradient by im2col, taps or the micro-kernel. Which is
+faster depends on the shape and on the machine (here im2col won over direct
+accumulation even at 9 input taps, against the rule of thumb; taps win at few channels,
+where im2col's copies cost most; the micro-kernel from 32 channels). The first compile that meets a shape times
 the candidates on random data at a small batch and records the winner in the cache
 folder (`tuning.json`), keyed by the kernel library's digest and the thread count, so
 that later compiles of any model with that shape generate the same code without
@@ -131,10 +132,11 @@ def conv_method(x_shape: tuple, w2d_shape: tuple, out_shape: tuple, geometry: tu
 
 
 def weight_grad_method(x_shape: tuple, g_shape: tuple, geometry: tuple) -> int:
-    """The fastest `kernels.grad.conv_weight_grad` method (IM2COL or TAPS) for these 5-D
-    shapes (batch axis first, None for the batch)."""
+    """The fastest `kernels.grad.conv_weight_grad` method (IM2COL, TAPS or, for filters in
+    whole vectors, IGEMM) for these 5-D shapes (batch axis first, None for the batch)."""
     from .kernels import conv as C
     from .kernels import grad as D
+    from .kernels.igemm import W as VECTOR_WIDTH
 
     if not _unit_strides(geometry) or _tuning_off():
         return C.IM2COL
@@ -151,4 +153,5 @@ def weight_grad_method(x_shape: tuple, g_shape: tuple, geometry: tuple) -> int:
         return lambda: D.conv_weight_grad(x, g, out, geometry, method)
 
     key = _key("conv_weight_grad", x_shape, g_shape, geometry)
-    return _fastest(key, {method: run(method) for method in (C.IM2COL, C.TAPS)})
+    methods = (C.IM2COL, C.TAPS) + ((C.IGEMM,) if g_shape[-1] % VECTOR_WIDTH == 0 else ())
+    return _fastest(key, {method: run(method) for method in methods})

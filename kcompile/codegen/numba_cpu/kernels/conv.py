@@ -4,8 +4,9 @@
 conv: im2col per tile of output pixels into a thread-local buffer, one BLAS GEMM per
 tile against the (window * C, F) kernel matrix, the epilogue on the tile while it is
 hot; or, at stride 1, one GEMM per window tap straight from the input (taps.py); or an
-implicit GEMM on a register-tiled micro-kernel (igemm.py); or direct accumulation. 1x1 stride-1 convolutions skip the im2col. Depthwise convolutions
-(one input channel per group) use a direct kernel."""
+implicit GEMM on a register-tiled micro-kernel (igemm.py); or direct accumulation. 1x1
+stride-1 convolutions skip the im2col. Depthwise convolutions (one input channel per
+group) use a direct kernel."""
 import numpy as np
 from numba import njit, prange
 

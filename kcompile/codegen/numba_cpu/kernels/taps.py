@@ -30,7 +30,8 @@ def _grid_shape(x, geometry, out_spatial):
     """(GD, GH, GW): the padded input's extent, exactly what the outputs' windows cover."""
     kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, _, _, _ = geometry
     od_, oh_, ow_ = out_spatial
-    return (od_ - 1) * sd + (kd_ - 1) * dd + 1, (oh_ - 1) * sh + (kh_ - 1) * dh + 1, (ow_ - 1) * sw + (kw_ - 1) * dw + 1
+    return ((od_ - 1) * sd + (kd_ - 1) * dd + 1, (oh_ - 1) * sh + (kh_ - 1) * dh + 1,
+            (ow_ - 1) * sw + (kw_ - 1) * dw + 1)
 
 
 @njit(cache=True, nogil=True, parallel=True)
