@@ -62,11 +62,15 @@ def alone(node):
 def algorithms(graph) -> dict:
     """{name: method} of the algorithms that can run this op (see kernels/conv.py)."""
     from kcompile.codegen.numba_cpu.kernels import conv as C
+    from kcompile.codegen.numba_cpu.kernels.igemm import W as VECTOR_WIDTH
 
     node = graph.nodes[0]
     unit = all(s == 1 for s in node.attrs["strides"])
     if node.op == "conv_weight_grad":
-        return {"im2col": C.IM2COL, "taps": C.TAPS} if unit else {"im2col": C.IM2COL}
+        if not unit:
+            return {"im2col": C.IM2COL}
+        whole_vectors = node.output.shape[-1] % VECTOR_WIDTH == 0  # the micro-kernel's filters
+        return {"im2col": C.IM2COL, "taps": C.TAPS, **({"igemm": C.IGEMM} if whole_vectors else {})}
     if node.op == "conv_transpose" and not unit:
         return {"scatter": None}  # strided: one kernel, no choice
     pointwise = int(np.prod(node.inputs[1].shape[:-2])) == 1
