@@ -2,6 +2,8 @@
 GroupNormalization, UnitNormalization."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..registry import lowers
 
 
@@ -76,8 +78,12 @@ def _batch_statistics(ctx, x, axes, gamma, beta, moving_mean, moving_variance):
         v = b.reduce_sum(v, axes=static, keepdims=True) if static else v
         return b.reduce_batch(v, axis=batch_axis, keepdims=True)
 
-    count = total(ones_like(b, x))
-    mean = b.div(total(x), count)
+    # How many entries each channel sums: the static axes' product times the batch, which
+    # only a batch-sized value knows; ones over the per-sample sums, not over all of x.
+    per_sample = b.reduce_sum(x, axes=static, keepdims=True) if static else x
+    static_count = float(np.prod([x.shape[i] for i in static]))
+    count = b.mul(b.reduce_batch(ones_like(b, per_sample), axis=batch_axis, keepdims=True), b.const(static_count))
+    mean = b.div(b.reduce_batch(per_sample, axis=batch_axis, keepdims=True), count)
     centered = b.sub(x, mean)
     variance = b.div(total(b.square(centered)), count)
     y = b.mul(centered, b.rsqrt(b.add(variance, b.const(float(ctx.config.get("epsilon", 1e-3))))))
