@@ -36,6 +36,7 @@ from kcompile.codegen.numba_cpu.kernels import conv as C
 from kcompile.codegen.numba_cpu.kernels import epilogue as E
 from kcompile.codegen.numba_cpu.kernels import gather as T
 from kcompile.codegen.numba_cpu.kernels import grad as D
+from kcompile.codegen.numba_cpu.kernels import igemm as I
 from kcompile.codegen.numba_cpu.kernels import gemm as G
 from kcompile.codegen.numba_cpu.kernels import pool as P
 from kcompile.codegen.numba_cpu.kernels import reduce as R

@@ -10,6 +10,7 @@ from ...passes.rewrite import per_channel
 from ..common import LoweringTable, tuple_text
 from ..numba_shared import resize_geometry, resize_tables, rnn_initial_states, rnn_operands
 from .elementwise import elementwise_kernel, program_of
+from .kernels.conv import IGEMM
 from .kernels.epilogue import RESIDUAL
 from .kernels.rnn import ACTIVATIONS as RNN_ACTIVATIONS
 from .kernels.rnn import CELLS
@@ -143,9 +144,17 @@ def _as_5d(em, value) -> str:
     return f"{em.ref(value)}.reshape({tuple_text((-1,) + _shape_5d(value)[1:])})"
 
 
-def _conv_call(em, x, w2d: str, w2d_shape: tuple, out, geometry: tuple, groups: int, ep):
-    """C.conv with the algorithm measured fastest for this shape (tuning.py)."""
+def _conv_call(em, x, w2d: str, w2d_shape: tuple, out, geometry: tuple, groups: int, ep, constant: bool):
+    """C.conv with the algorithm measured fastest for this shape (tuning.py); the implicit
+    GEMM on constant weights (`constant`: w2d is a weights pool view) packs them once,
+    when the program is bound."""
     method = conv_method(_shape_5d(x), w2d_shape, _shape_5d(out), geometry, groups)
+    if method == IGEMM and constant:
+        packed = em.fresh("packed")
+        em.line(f"{packed} = I.pack({w2d})")
+        em.call("I.conv_packed", _as_5d(em, x), packed, str(w2d_shape[0]), _as_5d(em, out), tuple_text(geometry),
+                *ep)
+        return
     em.call("C.conv", _as_5d(em, x), w2d, _as_5d(em, out), tuple_text(geometry), str(groups), str(method), *ep)
 
 
@@ -166,7 +175,8 @@ def lower_conv(em, node):
         em.call("C.depthwise_conv", _as_5d(em, x), kernel, _as_5d(em, out), tuple_text(geometry), *ep)
         return
     k = int(np.prod(window)) * cg
-    _conv_call(em, x, f"{em.ref(w)}.reshape(({k}, {filters}))", (k, filters), out, geometry, groups, ep)
+    _conv_call(em, x, f"{em.ref(w)}.reshape(({k}, {filters}))", (k, filters), out, geometry, groups, ep,
+               constant=em.param_array(w) is not None)
 
 
 @lowering("conv_transpose")
@@ -193,7 +203,7 @@ def lower_conv_transpose(em, node):
             kernel = f"{kernel}.reshape(({positions * channels}, {filters}))"
         leading = tuple((k - 1) * d - lo for k, d, (lo, _) in zip(window, dilations, pads))
         geometry = _as_3d(window, n) + (1, 1, 1) + _as_3d(dilations, n) + (0,) * (3 - n) + leading
-        _conv_call(em, x, kernel, (positions * channels, filters), out, geometry, 1, ep)
+        _conv_call(em, x, kernel, (positions * channels, filters), out, geometry, 1, ep, constant=weights is not None)
         return
     if weights is not None:  # packed once, at compile time
         packed = em.const(np.ascontiguousarray(weights.reshape(positions, filters, channels).transpose(0, 2, 1)))

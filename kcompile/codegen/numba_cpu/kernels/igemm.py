@@ -33,6 +33,7 @@ MR1, _ = tile_shape(ISA, W)  # rows of the tile with one vector of columns
 MR2, _ = tile_shape(ISA, 2 * W)  # ... with two
 MR = max(MR1, MR2)  # pointer slots per segment (the micro-kernel's `stride`)
 BLOCK_TILES = 8  # row tiles per parallel job: the job's output rows stay in cache for the epilogue
+MIN_JOBS = 8  # fewer tiles per job when there are few rows (batch 1), so that every thread has work
 WGRAD_ROWS = 256  # kernel gradient: grid rows per micro-kernel call (its operand rows stay in L2)
 MAX_JOBS = 16  # kernel gradient: parallel jobs, each with its own partial sum
 
@@ -103,11 +104,10 @@ def _pack(w2d, nr):
     k, f = w2d.shape
     panels = (f + nr - 1) // nr
     packed = _aligned(panels * k * nr)
+    view = packed.reshape((panels, k, nr))
     for p in range(panels):
-        for kk in range(k):
-            base = (p * k + kk) * nr
-            for c in range(min(nr, f - p * nr)):
-                packed[base + c] = w2d[kk, p * nr + c]
+        width = min(nr, f - p * nr)
+        view[p, :, :width] = w2d[:, p * nr : p * nr + width]
     return packed
 
 
@@ -131,10 +131,25 @@ def _segments(geometry, grid_dims, c):
     return offsets, lengths
 
 
-@njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
+@njit(cache=True, nogil=True)
+def pack(w2d):
+    """w2d (K, F) as conv_packed reads it: constant weights are packed once, when the
+    program is bound (packing 576 x 64 weights takes ~17 us, more than the batch-1
+    convolution of 8x8x64 pixels that reads them)."""
+    return _pack(w2d, W if w2d.shape[1] <= W else 2 * W)
+
+
+@njit(cache=True, nogil=True)
 def conv_igemm(x, w2d, out, geometry, steps, chan, res):
     """Ungrouped convolution, any strides and dilations: x (N, D, H, W, C), w2d (KD*KH*KW*C,
-    F) in (kd, kh, kw, c) row order, out (N, OD, OH, OW, F); the epilogue on each job's rows."""
+    F) in (kd, kh, kw, c) row order, out (N, OD, OH, OW, F); the epilogue on each job's rows.
+    Packs the weights on each call (they change between training steps)."""
+    conv_packed(x, pack(w2d), w2d.shape[0], out, geometry, steps, chan, res)
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
+def conv_packed(x, packed, k, out, geometry, steps, chan, res):
+    """conv_igemm on weights already packed (`pack`), k = KD*KH*KW*C."""
     n_, od_, oh_, ow_, f = out.shape
     c = x.shape[4]
     sd, sh, sw = geometry[3], geometry[4], geometry[5]
@@ -144,20 +159,19 @@ def conv_igemm(x, w2d, out, geometry, steps, chan, res):
     seg_offsets, seg_lengths = _segments(geometry, (gd, gh, gw), c)
     nseg = seg_offsets.shape[0]
     firsts = np.arange(nseg).astype(np.int64)
-    k = w2d.shape[0]
     nr = W if f <= W else 2 * W
     mr = MR1 if f <= W else MR2
     panels = (f + nr - 1) // nr
-    packed = _pack(w2d, nr)
     rows = n_ * od_ * oh_ * ow_
     out2 = out.reshape((rows, f))
     tiles = (rows + mr - 1) // mr
-    jobs = (tiles + BLOCK_TILES - 1) // BLOCK_TILES
+    per_job = max(1, min(BLOCK_TILES, tiles // MIN_JOBS))
+    jobs = (tiles + per_job - 1) // per_job
     for job in prange(jobs):
         ptrs = np.empty(nseg * MR, np.int64)
         tile = _aligned(mr * nr)
-        r_start = job * BLOCK_TILES * mr
-        r_stop = min(rows, r_start + BLOCK_TILES * mr)
+        r_start = job * per_job * mr
+        r_stop = min(rows, r_start + per_job * mr)
         for r0 in range(r_start, r_stop, mr):
             valid = min(mr, r_stop - r0)
             for i in range(mr):
