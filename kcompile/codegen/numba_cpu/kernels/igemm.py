@@ -13,8 +13,13 @@ those of 16 channels taps stays ahead (benchmarks/conv.py).
 Output pixel r reads its window from the zero-padded input (taps.py's grid, no copy
 when there is no padding) through one pointer per window row: a *segment* of KW * C
 contiguous floats (dilation 1 along W) or KW segments of C floats. The weights are
-packed on each call into panels of (K, NR) floats, 64-byte aligned as the micro-kernel
-loads them (K * F floats: microseconds)."""
+packed into panels of (K, NR) floats, 64-byte aligned as the micro-kernel loads them:
+once, when the program is bound, for constant weights (`pack`, `conv_packed`); on each
+call for weights that change (training's, `conv_igemm`).
+
+Kernel gradients at stride 1 have a micro-kernel of their own over taps.py's grid
+(`conv_weight_grad_igemm`): a tile of (tap, channel) rows of the input by vectors of
+filters, summed over runs of grid rows."""
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
