@@ -5,7 +5,8 @@ as one GEMM per window tap over the input grid, or as an implicit GEMM on a regi
 tiled micro-kernel; its kernel gradient by im2col, taps or the micro-kernel. Which is
 faster depends on the shape and on the machine (here im2col won over direct
 accumulation even at 9 input taps, against the rule of thumb; taps win at few channels,
-where im2col's copies cost most; the micro-kernel from 32 channels). The first compile that meets a shape times
+where im2col's copies cost most; the micro-kernel at 16 channels and more, by little
+at 16). The first compile that meets a shape times
 the candidates on random data at a small batch and records the winner in the cache
 folder (`tuning.json`), keyed by the kernel library's digest and the thread count, so
 that later compiles of any model with that shape generate the same code without

@@ -7,8 +7,8 @@ LLVM IR into the Numba function that calls it (an intrinsic), so cached kernels 
 it (Numba's cache checks this file only: after changing micro_kernel, delete this
 folder's __pycache__). BLAS-based algorithms (im2col, taps) re-read and re-write their
 result tile once per GEMM call and pack operands on each call; on the seed CNNs' 3x3
-convolutions of 32-64 channels this kernel runs at 1.04-1.46x the faster of them, on
-those of 16 channels taps stays ahead (benchmarks/conv.py).
+convolutions of 16-64 channels this kernel ran at 1.08-1.48x the faster of them
+(benchmarks/conv.py, 2026-11-30).
 
 Output pixel r reads its window from the zero-padded input (taps.py's grid, no copy
 when there is no padding) through one pointer per window row: a *segment* of KW * C
