@@ -109,10 +109,10 @@ class NumbaProgram:
 
     def compiled_now(self) -> list:
         """Names of the kernels this process compiled instead of loading from Numba's cache."""
-        from .kernels import blas, conv, epilogue, gather, gemm, grad, pool, reduce, rnn, taps
+        from .kernels import blas, conv, epilogue, gather, gemm, grad, igemm, pool, reduce, rnn, taps
 
         compiled = []
-        for module in (self.module, blas, conv, epilogue, gather, gemm, grad, pool, reduce, rnn, taps):
+        for module in (self.module, blas, conv, epilogue, gather, gemm, grad, igemm, pool, reduce, rnn, taps):
             for name, fn in vars(module).items():
                 stats = getattr(fn, "stats", None)
                 if stats is not None and sum(stats.cache_misses.values()):
