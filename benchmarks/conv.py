@@ -60,25 +60,23 @@ def alone(node):
 
 
 def algorithms(graph) -> dict:
-    """{name: method} of the algorithms that can run this op (see kernels/conv.py)."""
+    """{name: method} of the algorithms that can run this op: tuning's candidates, with
+    direct accumulation at every size (tuning skips it on large windows)."""
+    from kcompile.codegen.numba_cpu import tuning
     from kcompile.codegen.numba_cpu.kernels import conv as C
-    from kcompile.codegen.numba_cpu.kernels.igemm import W as VECTOR_WIDTH
 
+    names = {C.IM2COL: "im2col", C.DIRECT: "direct", C.TAPS: "taps", C.IGEMM: "igemm"}
     node = graph.nodes[0]
     unit = all(s == 1 for s in node.attrs["strides"])
     if node.op == "conv_weight_grad":
-        if not unit:
-            return {"im2col": C.IM2COL}
-        whole_vectors = node.output.shape[-1] % VECTOR_WIDTH == 0  # the micro-kernel's filters
-        return {"im2col": C.IM2COL, "taps": C.TAPS, **({"igemm": C.IGEMM} if whole_vectors else {})}
-    if node.op == "conv_transpose" and not unit:
+        methods = tuning.weight_grad_candidates(node.output.shape[-1], unit)
+    elif node.op == "conv_transpose" and not unit:
         return {"scatter": None}  # strided: one kernel, no choice
-    pointwise = int(np.prod(node.inputs[1].shape[:-2])) == 1
-    if (pointwise and unit) or node.attrs.get("groups", 1) != 1:
-        return {"im2col": C.IM2COL}
-    if pointwise:
-        return {"im2col": C.IM2COL, "igemm": C.IGEMM}
-    return {"im2col": C.IM2COL, "direct": C.DIRECT, **({"taps": C.TAPS} if unit else {}), "igemm": C.IGEMM}
+    else:
+        window = int(np.prod(node.inputs[1].shape[:-2]))
+        k = int(np.prod(node.inputs[1].shape[:-1])) if node.op == "conv" else window * node.inputs[1].shape[-1]
+        methods = tuning.conv_candidates(window, k, unit, node.attrs.get("groups", 1), every_size=True)
+    return {names[m]: m for m in methods}
 
 
 @contextlib.contextmanager

@@ -67,7 +67,10 @@ def test_cli_inspect_source_and_bench(cnn):
     _, path, _, folder = cnn
     result = cli("inspect", path, "--source")
     assert result.returncode == 0, result.stderr
-    assert "def bind(batch, arena, W, WI, WL, X)" in result.stdout and "C.conv" in result.stdout
+    assert "def bind(batch, arena, W, WI, WL, X)" in result.stdout
+    # The convolution's step: C.conv, or the implicit GEMM on weights packed at bind time,
+    # whichever this machine's tuning measured faster for the shape.
+    assert "C.conv" in result.stdout or "I.conv_packed" in result.stdout
     result = cli("bench", path, "--batch", "1,4", "--seconds", "0.1")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

@@ -42,6 +42,10 @@ def tile_shape(isa, columns: int) -> tuple:
 
 
 # -- the micro-kernel ------------------------------------------------------------------------------
+def micro_kernel_name(isa, mr: int, nv: int, stride: int) -> str:
+    return f"kc_uk_{mr}x{nv * isa.width}_{stride}"
+
+
 def micro_kernel(nm, mr: int, nv: int, stride: int):
     """void uk(float **ptrs, i64 *firsts, i64 *lengths, i64 nseg, float *panel, float *tile):
     tile[i][c] = sum over segments s, k < lengths[s] of ptrs[firsts[s] * stride + i][k] *
@@ -50,7 +54,7 @@ def micro_kernel(nm, mr: int, nv: int, stride: int):
     NR = nv * W
 
     def build():
-        f = Fn(nm.module, f"kc_uk_{mr}x{NR}_{stride}", VOID,
+        f = Fn(nm.module, micro_kernel_name(nm.isa, mr, nv, stride), VOID,
                [ir.PointerType(FLOAT_P), ir.PointerType(I64), ir.PointerType(I64), I64, FLOAT_P, FLOAT_P])
         f.fn.attributes.add("noinline")
         ptrs, firsts, lengths, nseg, panel, tile = f.args

@@ -102,19 +102,41 @@ def _unit_strides(geometry: tuple) -> bool:
     return tuple(geometry[3:6]) == (1, 1, 1)
 
 
+def conv_candidates(window: int, k: int, unit_strides: bool, groups: int, every_size: bool = False) -> list:
+    """The `kernels.conv` methods for a convolution of `window` positions and a (k, F)
+    kernel matrix, im2col first. A 1x1 window at stride 1 is one GEMM whatever the method;
+    the other kernels handle ungrouped convolutions only; direct accumulation is left out
+    above MEASURE_MAX_K (it never won there) unless `every_size`."""
+    from .kernels import conv as C
+
+    if groups != 1 or (window == 1 and unit_strides):
+        return [C.IM2COL]
+    methods = [C.IM2COL, C.IGEMM]
+    if window > 1:
+        methods += [C.DIRECT] if every_size or k <= MEASURE_MAX_K else []
+        methods += [C.TAPS] if unit_strides else []
+    return methods
+
+
+def weight_grad_candidates(filters: int, unit_strides: bool) -> list:
+    """The `kernels.grad.conv_weight_grad` methods, im2col first: taps and the micro-kernel
+    (filters in whole vectors) at stride 1 only."""
+    from .kernels import conv as C
+    from .kernels.igemm import W as VECTOR_WIDTH
+
+    if not unit_strides:
+        return [C.IM2COL]
+    return [C.IM2COL, C.TAPS] + ([C.IGEMM] if filters % VECTOR_WIDTH == 0 else [])
+
+
 def conv_method(x_shape: tuple, w2d_shape: tuple, out_shape: tuple, geometry: tuple, groups: int) -> int:
     """The fastest `kernels.conv` method (IM2COL, DIRECT, TAPS or IGEMM) for these 5-D shapes
     (batch axis first, None for the batch)."""
     from .kernels import conv as C
     from .kernels.epilogue import NO_CHANNELS, NO_EPILOGUE, NO_RESIDUAL
 
-    pointwise = w2d_shape[0] == x_shape[-1]  # a 1x1 window
-    methods = [C.IM2COL]
-    if groups == 1 and not (pointwise and _unit_strides(geometry)):  # that one is one GEMM whatever the method
-        methods += [C.IGEMM]  # the other kernels handle ungrouped convolutions only
-    if groups == 1 and not pointwise:
-        methods += [C.DIRECT] if w2d_shape[0] <= MEASURE_MAX_K else []
-        methods += [C.TAPS] if _unit_strides(geometry) else []
+    window = geometry[0] * geometry[1] * geometry[2]
+    methods = conv_candidates(window, w2d_shape[0], _unit_strides(geometry), groups)
     if len(methods) == 1 or _tuning_off():
         return C.IM2COL
     from .threads import configure_threading
@@ -137,7 +159,6 @@ def weight_grad_method(x_shape: tuple, g_shape: tuple, geometry: tuple) -> int:
     whole vectors, IGEMM) for these 5-D shapes (batch axis first, None for the batch)."""
     from .kernels import conv as C
     from .kernels import grad as D
-    from .kernels.igemm import W as VECTOR_WIDTH
 
     if not _unit_strides(geometry) or _tuning_off():
         return C.IM2COL
@@ -154,5 +175,4 @@ def weight_grad_method(x_shape: tuple, g_shape: tuple, geometry: tuple) -> int:
         return lambda: D.conv_weight_grad(x, g, out, geometry, method)
 
     key = _key("conv_weight_grad", x_shape, g_shape, geometry)
-    methods = (C.IM2COL, C.TAPS) + ((C.IGEMM,) if g_shape[-1] % VECTOR_WIDTH == 0 else ())
-    return _fastest(key, {method: run(method) for method in methods})
+    return _fastest(key, {method: run(method) for method in weight_grad_candidates(g_shape[-1], True)})

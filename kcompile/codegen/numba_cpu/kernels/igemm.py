@@ -27,7 +27,7 @@ from numba.extending import intrinsic
 
 from ...native.build import host_isa
 from ...native.irhelp import F32, I64, VOID, Fn, i64
-from ...native.k_gemm import FLOAT_P, micro_kernel, tile_shape
+from ...native.k_gemm import FLOAT_P, micro_kernel, micro_kernel_name, tile_shape
 from .epilogue import apply
 from .scalar import FASTMATH
 from .taps import _gradient_on_grid, _input_grid, _on_grid
@@ -51,8 +51,7 @@ class _IntrinsicModule:
         self.module, self.isa = module, ISA
 
     def kernel(self, key, build):
-        _, mr, nv, stride = key
-        existing = self.module.globals.get(f"kc_uk_{mr}x{nv * W}_{stride}")  # micro_kernel's name for it
+        existing = self.module.globals.get(micro_kernel_name(ISA, *key[1:]))
         return existing if existing is not None else build()
 
 
@@ -139,8 +138,8 @@ def _segments(geometry, grid_dims, c):
 @njit(cache=True, nogil=True)
 def pack(w2d):
     """w2d (K, F) as conv_packed reads it: constant weights are packed once, when the
-    program is bound (packing 576 x 64 weights takes ~17 us, more than the batch-1
-    convolution of 8x8x64 pixels that reads them)."""
+    program is bound (packing on each call cost batch-1 inference more than some of its
+    convolutions)."""
     return _pack(w2d, W if w2d.shape[1] <= W else 2 * W)
 
 
@@ -179,8 +178,8 @@ def conv_packed(x, packed, k, out, geometry, steps, chan, res):
         r_stop = min(rows, r_start + per_job * mr)
         for r0 in range(r_start, r_stop, mr):
             valid = min(mr, r_stop - r0)
-            # The tile's first output pixel, then one step along W per row (divisions per
-            # row cost a third of a 16-channel tile's time).
+            # The tile's first output pixel, then one step along W per row (no divisions
+            # per row: they cost a 16-channel tile a visible share of its time).
             n, p = r0 // (od_ * oh_ * ow_), r0 % (od_ * oh_ * ow_)
             o1, o2, o3 = p // (oh_ * ow_), (p // ow_) % oh_, p % ow_
             for i in range(mr):
