@@ -191,3 +191,24 @@ def test_schedules_match_keras(ours, theirs):
     converted = S.get_schedule(keras.saving.serialize_keras_object(theirs))
     assert type(converted) is type(ours) and converted.get_config() == ours.get_config()
     assert S.get_schedule(theirs).get_config() == ours.get_config()
+
+
+@pytest.mark.parametrize("name, config", [("SGD", {"momentum": 0.9}), ("RMSprop", {"momentum": 0.5, "centered": True}),
+                                          ("Adam", {}), ("Adadelta", {}), ("Adamax", {}), ("Nadam", {})])
+def test_decaying_moments_flush_to_zero_instead_of_going_subnormal(name, config):
+    """A gradient that stops (a dead unit's) leaves moments that decay toward 0; as on
+    TensorFlow's flush-to-zero CPU threads, they reach 0 instead of subnormal values."""
+    opt = get_optimizer({"class_name": name, "config": config})
+    param = np.ones(64, np.float32)
+    opt.apply([param], [np.full(64, 1e-17, np.float32)])
+    zero = np.zeros(64, np.float32)
+
+    def moments(opt):  # the per-parameter slots (Nadam's scalar momentum product is not one)
+        return [np.asarray(v) for v in opt.variables() if np.shape(v) == param.shape]
+
+    for _ in range(900):
+        opt.apply([param], [zero])
+        for slot in moments(opt):
+            assert not np.any((slot != 0) & (np.abs(slot) < np.finfo(np.float32).tiny)), slot
+    assert np.all(np.isfinite(param))
+    assert any(np.any(slot == 0) for slot in moments(opt))

@@ -18,6 +18,9 @@ PARALLEL_WEIGHTS = 1 << 18  # weight matrices this large are streamed by several
 MIN_TILE_ROWS = 32  # fewer rows per tile and BLAS spends its time packing the other operand
 MIN_TILE_COLUMNS = 64
 ROW_CHUNK = 256  # rows per BLAS call: the chunk's epilogue then finds it in cache
+# A transposed right operand this thin is copied first: BLAS's transposed path took 3-5x
+# the time of the plain one there (the backward pass's g @ W^T behind a 10-way softmax).
+THIN_K = 16
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -48,6 +51,8 @@ def matmul(a, b, out, steps, chan, res):
     each C-contiguous or a transposed view of a C-contiguous array."""
     m, k = a.shape
     n = b.shape[1]
+    if k <= THIN_K and b.strides[1] != b.itemsize:
+        b = np.ascontiguousarray(b)
     if m < SMALL_M:
         if k * n >= PARALLEL_WEIGHTS and n >= 64:
             _stream_rows_parallel(a, b, out, 4)
