@@ -29,6 +29,7 @@ class Kind(enum.Enum):
     REDUCTION = "reduction"  # reduces over some axes
     OUT_FUSABLE = "out-elementwise-fusable"  # matmul/conv: an elementwise epilogue can join
     OPAQUE = "opaque"  # none of the above
+    COMPOSITE = "composite"  # its decomposition replaces it before lowering (expand_composites)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from .cleanup import fold_broadcasts, remove_identities
 from .constant_folding import fold_constants
 from .cse import eliminate_common_subexpressions
 from .dead_code import eliminate_dead_code
+from .expand_composites import expand_composites
 from .fold_scale_shift import fold_scale_shift
 from .fuse_elementwise import fuse_elementwise
 from .fuse_epilogue import fuse_epilogues
@@ -18,6 +19,7 @@ from .layout import optimize_layout
 from .memory import MemoryPlan, plan_memory
 
 INFERENCE_PIPELINE = [
+    expand_composites,
     remove_identities,
     fold_constants,
     eliminate_dead_code,
@@ -48,4 +50,4 @@ def run_pipeline(graph: Graph, passes=None, disable=(), check: bool = False) -> 
     return graph
 
 
-__all__ = ["INFERENCE_PIPELINE", "MemoryPlan", "PASSES", "plan_memory", "run_pipeline"]
+__all__ = ["INFERENCE_PIPELINE", "MemoryPlan", "PASSES", "expand_composites", "plan_memory", "run_pipeline"]

@@ -137,3 +137,39 @@ def test_every_primitive_gradient_is_exercised():
     for op in ALL:
         examples = EXAMPLES[op] + EXTRA.get(op, [])
         assert any(loss_graph(op, i, a, np.random.default_rng(0))[0] is not None for i, a in examples), op
+
+
+def test_batch_norm_train_gradient_is_the_closed_form(monkeypatch):
+    """batch_norm_train exists for its gradient rule: after the passes it makes fewer
+    passes over the activations than the gradient of its decomposition, and agrees with it."""
+    import dataclasses
+
+    from kcompile.ir import registry
+    from kcompile.ir.ops.grad_ops import grad_by_decomposition
+    from kcompile.passes import run_pipeline
+
+    rng = np.random.default_rng(0)
+    b = GraphBuilder("bn")
+    x = b.input("x", (None, 6, 6, 4))
+    scale, shift = f(4), f(4)
+    gamma, beta = b.param(scale, "gamma"), b.param(shift, "beta")
+    y, _, _ = b.batch_norm_train(x, gamma, beta, axes=(0, 1, 2), epsilon=1e-3)
+    weights = b.param(f(6, 6, 4), "weights")
+    b.output([b.reduce_sum(b.mul(b.relu(y), weights), axes=(1, 2, 3))])
+    feed = [rng.normal(size=(5, 6, 6, 4)).astype(np.float32), scale, shift]  # x, then the wrt params
+
+    def optimized_gradient():
+        return run_pipeline(gradient_graph(b.graph, wrt=["gamma", "beta"], input_grads=True))
+
+    def full_size_nodes(graph):
+        return sum(1 for n in graph.nodes if n.output.shape == x.shape)
+
+    closed = optimized_gradient()
+    prim = registry.get_primitive("batch_norm_train")
+    monkeypatch.setitem(registry._PRIMITIVES, "batch_norm_train",
+                        dataclasses.replace(prim, grad=lambda bb, node, g: grad_by_decomposition(bb, node, g)))
+    decomposed = optimized_gradient()
+    assert full_size_nodes(closed) <= full_size_nodes(decomposed) - 3, (full_size_nodes(closed),
+                                                                         full_size_nodes(decomposed))
+    for got, want in zip(interpret(closed, feed), interpret(decomposed, feed)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

@@ -152,8 +152,10 @@ def build_example_graph(op, inputs, attrs):
 
 def build_combined_graph(ops=None, batch: int = 2):
     """Every example of `ops` (default: all) in one graph, inputs cut to one batch size,
-    so a backend compiles once. Returns (graph, input arrays, [(op, output index range)])."""
+    so a backend compiles once, composites written out as a backend gets them. Returns
+    (graph, input arrays, [(op, output index range)])."""
     from kcompile.ir import GraphBuilder
+    from kcompile.passes import expand_composites
 
     b = GraphBuilder("all_examples")
     arrays, outputs, spans = [], [], []
@@ -171,12 +173,15 @@ def build_combined_graph(ops=None, batch: int = 2):
             spans.append((f"{op}[{n}]", len(outputs), len(outputs) + len(outs)))
             outputs.extend(outs)
     b.output(outputs)
-    return b.graph, arrays, spans
+    return expand_composites(b.graph), arrays, spans
 
 
 # -- primitives the gradient rules emit (kcompile/ir/ops/grad_ops.py) ------------------------
 EXAMPLES.update({
     "reduce_batch": [([X(3, 4, 5)], dict(axis=0, keepdims=False)), ([X(3, 4)], dict(axis=0, keepdims=True))],
+    # BatchNormalization in training mode (composite: backends get its decomposition)
+    "batch_norm_train": [([X(4, 3, 5), P(pos(5)), P(f(5))], dict(axes=(0, 1), epsilon=1e-3)),
+                         ([X(3, 2, 2, 4), P(f(1, 1, 1, 4)), P(f(4))], dict(axes=(0, 1, 2), epsilon=0.5))],
     "conv_weight_grad": [
         ([X(2, 7, 3), X(2, 7, 4)], dict(window=(3,), strides=(1,), dilations=(1,), pads=((1, 1),))),
         ([X(2, 8, 8, 3), X(2, 4, 4, 5)], dict(window=(3, 3), strides=(2, 2), dilations=(1, 1), pads=((0, 1), (0, 1)))),

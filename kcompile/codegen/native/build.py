@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ...errors import KcompileError
 from ...ir import Graph
-from ...passes import plan_memory, run_pipeline
+from ...passes import expand_composites, plan_memory, run_pipeline
 from .lowerings import LOWERINGS
 from .module import Isa, NativeModule
 
@@ -219,8 +219,7 @@ def build_library(graph: Graph, out_path: str, optimize: bool = True, isa: Isa |
     """Compile `graph` into the shared library `out_path` and its header (NAME.h next to
     it). optimize: run the inference passes first. keep: a folder to leave the
     intermediate files in (kernels.ll, kernels.o, model_data.c, weights.bin)."""
-    if optimize:
-        graph = run_pipeline(graph)
+    graph = run_pipeline(graph) if optimize else expand_composites(graph)
     isa = isa or host_isa()
     nm = generate(graph, isa)
     obj = compile_object(nm.module, isa)

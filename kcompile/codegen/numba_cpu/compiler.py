@@ -15,7 +15,7 @@ import numpy as np
 
 from ... import __version__
 from ...ir import Graph
-from ...passes import MemoryPlan, plan_memory
+from ...passes import MemoryPlan, expand_composites, plan_memory
 from ..common import cache_root, files_digest, load_module, write_source
 from ..numba_shared import bound_for_thread, lower_nodes
 from .emitter import Emitter
@@ -135,8 +135,10 @@ class NumbaProgram:
 
 def compile_graph(graph: Graph, folder: str | None = None, external: dict | None = None) -> NumbaProgram:
     """external: {input name: array} for inputs bound to arrays the caller owns (and may
-    update in place between calls) instead of being copied in at every call."""
+    update in place between calls) instead of being copied in at every call. Composite
+    primitives are written out first."""
     external = dict(external or {})
+    graph = expand_composites(graph)
     plan = plan_memory(graph, external=list(external), transposed_views=transposes_read_in_place(graph))
     source, pools = generate_source(graph, plan)
     return NumbaProgram(graph, plan, source, pools, folder, external=list(external.values()))

@@ -19,7 +19,7 @@ import numpy as np
 
 from ... import __version__
 from ...ir import Graph
-from ...passes import MemoryPlan, plan_memory
+from ...passes import MemoryPlan, expand_composites, plan_memory
 from .availability import require_cuda, simulator_enabled
 from ..common import cache_root, load_module, write_source
 from ..numba_shared import bound_for_thread, lower_nodes
@@ -139,6 +139,7 @@ def default_tuning() -> Tuning:
 def compile_graph(graph: Graph, folder: str | None = None, tuning: Tuning | None = None) -> CudaProgram:
     require_cuda()  # fail first, and clearly, when there is nothing to run on
     tuning = tuning or default_tuning()
+    graph = expand_composites(graph)
     plan = plan_memory(graph)
     source, pools, _ = generate_source(graph, plan, tuning)
     return CudaProgram(graph, plan, source, pools, folder, tuning)

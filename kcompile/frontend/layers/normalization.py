@@ -2,8 +2,6 @@
 GroupNormalization, UnitNormalization."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..registry import lowers
 
 
@@ -66,31 +64,13 @@ def batch_normalization(ctx, x):
 
 def _batch_statistics(ctx, x, axes, gamma, beta, moving_mean, moving_variance):
     """Training mode: normalize with the batch's mean and (biased) variance over every
-    axis but the channels, and move the moving statistics toward them (Keras 3)."""
-    from ...ir.ops.grad_ops import ones_like
-
+    axis but the channels (batch_norm_train, whose gradient is the closed form), and
+    move the moving statistics toward them (Keras 3)."""
     b = ctx.b
     reduced = tuple(i for i in range(x.rank) if i not in axes)
-    static = tuple(i for i in reduced if x.shape[i] is not None)
-    batch_axis = x.type.dynamic_axis
-
-    def total(v):
-        v = b.reduce_sum(v, axes=static, keepdims=True) if static else v
-        return b.reduce_batch(v, axis=batch_axis, keepdims=True)
-
-    # How many entries each channel sums: the static axes' product times the batch, which
-    # only a batch-sized value knows; ones over the per-sample sums, not over all of x.
-    per_sample = b.reduce_sum(x, axes=static, keepdims=True) if static else x
-    static_count = float(np.prod([x.shape[i] for i in static]))
-    count = b.mul(b.reduce_batch(ones_like(b, per_sample), axis=batch_axis, keepdims=True), b.const(static_count))
-    mean = b.div(b.reduce_batch(per_sample, axis=batch_axis, keepdims=True), count)
-    centered = b.sub(x, mean)
-    variance = b.div(total(b.square(centered)), count)
-    y = b.mul(centered, b.rsqrt(b.add(variance, b.const(float(ctx.config.get("epsilon", 1e-3))))))
-    if gamma is not None:
-        y = b.mul(y, gamma)
-    if beta is not None:
-        y = b.add(y, beta)
+    gamma = b.const(1.0) if gamma is None else gamma
+    beta = b.const(0.0) if beta is None else beta
+    y, mean, variance = b.batch_norm_train(x, gamma, beta, axes=reduced, epsilon=float(ctx.config.get("epsilon", 1e-3)))
     momentum = float(ctx.config.get("momentum", 0.99))
     for moving, batch in ((moving_mean, mean), (moving_variance, variance)):
         batch = b.reshape(batch, shape=moving.shape)

@@ -1,2 +1,2 @@
 """Importing this package registers every primitive."""
-from . import elementwise, grad_ops, linalg, reduce, rnn, shape  # noqa: F401
+from . import elementwise, grad_ops, linalg, normalization, reduce, rnn, shape  # noqa: F401
