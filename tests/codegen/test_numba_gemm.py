@@ -79,3 +79,29 @@ def test_tiles_split_the_longer_side_of_the_output():
     assert G._tile_grid(128, 40, 4) == (4, 1)  # too few columns to split
     assert G._tile_grid(40, 9216, 4) == (1, 4)  # too few rows to split
     assert G._tile_grid(512, 512, 4) == (4, 1)
+
+
+BINARY_NUMPY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "maximum": np.maximum,
+                "minimum": np.minimum, "greater": np.greater, "less_equal": np.less_equal}
+
+
+@pytest.mark.parametrize("op", sorted(BINARY_NUMPY))
+@pytest.mark.parametrize("rev", [0, 1])
+def test_epilogue_binary_steps_match_numpy(op, rev):
+    """Each binary step on a per-channel vector and on a residual, operands in either
+    order, on a block that is a strided view (a tile of a wider output)."""
+    from kcompile.codegen.numba_cpu.kernels.epilogue import apply
+
+    rng = np.random.default_rng(1)
+    out = rng.uniform(0.5, 2, size=(7, 40)).astype(np.float32)
+    chan = rng.uniform(0.5, 2, size=(2, 16)).astype(np.float32)
+    res = rng.uniform(0.5, 2, size=(9, 16)).astype(np.float32)
+    fn = BINARY_NUMPY[op]
+    for operand, other in ((1, chan[1][None, :]), (RESIDUAL, res[2:9])):
+        block = out.copy()
+        apply(block[:, 8:24], np.array([[OPCODES[op], operand, rev]], np.int32), chan, res, 2)
+        a = out[:, 8:24]
+        want = fn(other, a) if rev else fn(a, other)
+        np.testing.assert_allclose(block[:, 8:24], want.astype(np.float32), rtol=1e-6, err_msg=f"{op} {operand}")
+        np.testing.assert_array_equal(block[:, :8], out[:, :8])  # the rest of the row is not touched
+        np.testing.assert_array_equal(block[:, 24:], out[:, 24:])

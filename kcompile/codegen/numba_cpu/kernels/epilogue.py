@@ -10,7 +10,7 @@ chan[operand, 0:2]."""
 import numpy as np
 from numba import njit
 
-from .scalar import FASTMATH, FIRST_BINARY, binary, unary
+from .scalar import FASTMATH, FIRST_BINARY, OPCODES, binary, unary
 
 RESIDUAL = -1
 NO_EPILOGUE = np.zeros((0, 3), np.int32)
@@ -18,33 +18,67 @@ NO_CHANNELS = np.zeros((1, 1), np.float32)
 NO_RESIDUAL = np.zeros((1, 1), np.float32)
 
 
+# The common steps get a loop of their own: dispatching on the opcode per element (the
+# generic `unary`/`binary` below) kept the loop from vectorizing, at 1-1.5 ns an element
+# against 0.15-0.4 (a third of a 16-channel convolution's time went to its epilogue).
+_RELU, _ADD, _SUB, _MUL, _MAXIMUM = OPCODES["relu"], OPCODES["add"], OPCODES["sub"], OPCODES["mul"], OPCODES["maximum"]
+
+
+@njit(inline="always")
+def _unary_rows(block, code, low, high):
+    rows, n = block.shape
+    if code == _RELU:
+        for r in range(rows):
+            for c in range(n):
+                block[r, c] = max(block[r, c], np.float32(0))
+    else:
+        for r in range(rows):
+            for c in range(n):
+                block[r, c] = unary(code, block[r, c], low, high)
+
+
+@njit(inline="always")
+def _binary_rows(block, source, first, step, code, rev):
+    """block row r (op)= source row first + r * step (step 0: one per-channel vector);
+    the operands swapped when rev."""
+    rows, n = block.shape
+    if code == _ADD:
+        for r in range(rows):
+            for c in range(n):
+                block[r, c] += source[first + r * step, c]
+    elif code == _MUL:
+        for r in range(rows):
+            for c in range(n):
+                block[r, c] *= source[first + r * step, c]
+    elif code == _SUB and not rev:
+        for r in range(rows):
+            for c in range(n):
+                block[r, c] -= source[first + r * step, c]
+    elif code == _SUB:
+        for r in range(rows):
+            for c in range(n):
+                block[r, c] = source[first + r * step, c] - block[r, c]
+    elif code == _MAXIMUM and not rev:  # max(a, b) and max(b, a) differ on NaN
+        for r in range(rows):
+            for c in range(n):
+                block[r, c] = max(block[r, c], source[first + r * step, c])
+    else:
+        for r in range(rows):
+            for c in range(n):
+                a, b = block[r, c], source[first + r * step, c]
+                block[r, c] = binary(code, b, a) if rev else binary(code, a, b)
+
+
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def apply(block, steps, chan, res, row0):
     """Run the epilogue over block (rows, F); block row r is row row0 + r of res."""
-    rows, cols = block.shape
     for i in range(steps.shape[0]):
         code, operand, rev = steps[i, 0], steps[i, 1], steps[i, 2]
         if code < FIRST_BINARY:
             low = chan[operand, 0] if operand >= 0 else np.float32(0)
             high = chan[operand, 1] if operand >= 0 else np.float32(0)
-            for r in range(rows):
-                for c in range(cols):
-                    block[r, c] = unary(code, block[r, c], low, high)
+            _unary_rows(block, code, low, high)
         elif operand == RESIDUAL:
-            for r in range(rows):
-                other = res[row0 + r]
-                if rev:
-                    for c in range(cols):
-                        block[r, c] = binary(code, other[c], block[r, c])
-                else:
-                    for c in range(cols):
-                        block[r, c] = binary(code, block[r, c], other[c])
+            _binary_rows(block, res, row0, 1, code, rev)
         else:
-            other = chan[operand]
-            for r in range(rows):
-                if rev:
-                    for c in range(cols):
-                        block[r, c] = binary(code, other[c], block[r, c])
-                else:
-                    for c in range(cols):
-                        block[r, c] = binary(code, block[r, c], other[c])
+            _binary_rows(block, chan, operand, 0, code, rev)
