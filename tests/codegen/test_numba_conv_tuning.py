@@ -102,7 +102,7 @@ def test_choice_is_measured_once_then_read_from_the_cache(tmp_path, monkeypatch)
     half = (None, 1, 6, 6, 8)
     assert tuning.conv_method(shapes[0], (2, 8), half, one_by_one[:3] + (2, 2, 2) + one_by_one[6:], 1) in (
         C.IM2COL, C.IGEMM) and len(measured) == 9
-    # Kernel gradients: im2col, taps and (filters in whole vectors) igemm, at stride 1 only.
+    # Kernel gradients: im2col, taps at stride 1, igemm with filters in whole vectors.
     measured_before = len(measured)
     candidates = 3 if shapes[2][-1] % VECTOR_WIDTH == 0 else 2
     assert tuning.weight_grad_method(shapes[0], shapes[2], shapes[3]) in (C.IM2COL, C.TAPS, C.IGEMM)
@@ -110,7 +110,11 @@ def test_choice_is_measured_once_then_read_from_the_cache(tmp_path, monkeypatch)
     wide_g = shapes[2][:-1] + (2 * VECTOR_WIDTH,)
     assert tuning.weight_grad_method(shapes[0], wide_g, shapes[3]) in (C.IM2COL, C.TAPS, C.IGEMM)
     assert len(measured) == measured_before + candidates + 3
-    assert tuning.weight_grad_method(shapes[0], (None, 1, 5, 5, 8), strided) == C.IM2COL
+    measured_before = len(measured)
+    narrow = (None, 1, 5, 5, VECTOR_WIDTH // 2)
+    assert tuning.weight_grad_method(shapes[0], narrow, strided) == C.IM2COL and len(measured) == measured_before
+    assert tuning.weight_grad_method(shapes[0], narrow[:-1] + (VECTOR_WIDTH,), strided) in (C.IM2COL, C.IGEMM)
+    assert len(measured) == measured_before + 2
     measured_before = len(measured)
     # KCOMPILE_TUNE=0: no timing, im2col, even for a shape never seen.
     monkeypatch.setenv("KCOMPILE_TUNE", "0")
@@ -163,21 +167,33 @@ def test_implicit_gemm_keeps_its_padded_copy_alive():
     np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-4)
 
 
+KERNEL_GRADIENT_CASES = {  # input, output gradient (its filters replaced), geometry
+    # 3-D, dilation, uneven pads, every window inside the padded input
+    "3-D": ((5, 3, 9, 8, 5), (5, 3, 7, 7, 1), (2, 3, 2, 1, 1, 1, 1, 2, 1, 1, 2, 0)),
+    # lines in several bands of a micro-kernel call, the last band shorter
+    "banded": ((3, 1, 40, 20, 3), (3, 1, 40, 20, 1), (1, 3, 3, 1, 1, 1, 1, 1, 1, 0, 1, 1)),
+    # strides 2 and 3, a leading pad, windows past the input's far edge in H
+    "strided": ((3, 1, 17, 16, 5), (3, 1, 9, 5, 1), (1, 3, 3, 1, 2, 3, 1, 1, 1, 0, 1, 0)),
+}
+
+
+@pytest.mark.parametrize("case", list(KERNEL_GRADIENT_CASES))
 @pytest.mark.parametrize("vectors", [1, 2, 3, 4])  # one panel of one vector, of two, three of one, two of two
-def test_implicit_gemm_kernel_gradient_matches_im2col(vectors):
+def test_implicit_gemm_kernel_gradient_matches_im2col(vectors, case):
     """The kernel-gradient micro-kernel (filters in whole vectors) with dilation, uneven
-    pads, a last tile of (tap, channel) rows past the end, and runs of grid rows split
-    over jobs."""
+    pads, a last tile of (tap, channel) rows past the end, and bands of output lines
+    split over jobs."""
     from kcompile.codegen.numba_cpu.kernels import grad as D
 
+    x_shape, g_shape, geometry = KERNEL_GRADIENT_CASES[case]
     filters = vectors * VECTOR_WIDTH
     rng = np.random.default_rng(5)
-    x = rng.normal(size=(5, 3, 9, 8, 5)).astype(np.float32)
-    geometry = (2, 3, 2, 1, 1, 1, 1, 2, 1, 1, 2, 0)  # window, strides, dilations, leading pads
-    g = rng.normal(size=(5, 3, 7, 7, filters)).astype(np.float32)  # every window inside the padded input
+    x = rng.normal(size=x_shape).astype(np.float32)
+    g = rng.normal(size=g_shape[:-1] + (filters,)).astype(np.float32)
+    taps = geometry[0] * geometry[1] * geometry[2]
     results = []
     for method in (C.IM2COL, C.IGEMM):
-        out = np.full((2 * 3 * 2 * 5, filters), np.nan, np.float32)
+        out = np.full((taps * x_shape[-1], filters), np.nan, np.float32)
         D.conv_weight_grad(x, g, out, geometry, method)
         results.append(out)
-    np.testing.assert_allclose(results[1], results[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-4, atol=1e-3)

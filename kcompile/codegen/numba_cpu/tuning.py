@@ -119,14 +119,12 @@ def conv_candidates(window: int, k: int, unit_strides: bool, groups: int, every_
 
 
 def weight_grad_candidates(filters: int, unit_strides: bool) -> list:
-    """The `kernels.grad.conv_weight_grad` methods, im2col first: taps and the micro-kernel
-    (filters in whole vectors) at stride 1 only."""
+    """The `kernels.grad.conv_weight_grad` methods, im2col first: taps at stride 1 only,
+    the micro-kernel with filters in whole vectors."""
     from .kernels import conv as C
     from .kernels.igemm import W as VECTOR_WIDTH
 
-    if not unit_strides:
-        return [C.IM2COL]
-    return [C.IM2COL, C.TAPS] + ([C.IGEMM] if filters % VECTOR_WIDTH == 0 else [])
+    return [C.IM2COL] + ([C.TAPS] if unit_strides else []) + ([C.IGEMM] if filters % VECTOR_WIDTH == 0 else [])
 
 
 def conv_method(x_shape: tuple, w2d_shape: tuple, out_shape: tuple, geometry: tuple, groups: int) -> int:
@@ -155,12 +153,14 @@ def conv_method(x_shape: tuple, w2d_shape: tuple, out_shape: tuple, geometry: tu
 
 
 def weight_grad_method(x_shape: tuple, g_shape: tuple, geometry: tuple) -> int:
-    """The fastest `kernels.grad.conv_weight_grad` method (IM2COL, TAPS or, for filters in
-    whole vectors, IGEMM) for these 5-D shapes (batch axis first, None for the batch)."""
+    """The fastest `kernels.grad.conv_weight_grad` method (IM2COL, TAPS at stride 1 or, for
+    filters in whole vectors, IGEMM) for these 5-D shapes (batch axis first, None for the
+    batch)."""
     from .kernels import conv as C
     from .kernels import grad as D
 
-    if not _unit_strides(geometry) or _tuning_off():
+    candidates = weight_grad_candidates(g_shape[-1], _unit_strides(geometry))
+    if len(candidates) == 1 or _tuning_off():
         return C.IM2COL
     from .threads import configure_threading
 
@@ -175,4 +175,4 @@ def weight_grad_method(x_shape: tuple, g_shape: tuple, geometry: tuple) -> int:
         return lambda: D.conv_weight_grad(x, g, out, geometry, method)
 
     key = _key("conv_weight_grad", x_shape, g_shape, geometry)
-    return _fastest(key, {method: run(method) for method in weight_grad_candidates(g_shape[-1], True)})
+    return _fastest(key, {method: run(method) for method in candidates})

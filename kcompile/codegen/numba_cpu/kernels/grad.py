@@ -14,11 +14,12 @@ MAX_JOBS = 16  # parallel jobs of the weight gradient, each with its own partial
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def conv_weight_grad(x, g, out, geometry, method):
     """out (KD*KH*KW*C, F) = sum over images and output pixels of window(x) x g:
-    x (N, D, H, W, C), g (N, OD, OH, OW, F). method: IM2COL, or at stride 1 TAPS (one
-    GEMM per window tap, see taps.py) or IGEMM (the micro-kernel over the same grid, F a
-    multiple of the vector width; taps otherwise, see igemm.py)."""
+    x (N, D, H, W, C), g (N, OD, OH, OW, F). method: IM2COL, TAPS at stride 1 (one GEMM
+    per window tap, see taps.py) or IGEMM (the micro-kernel over the same padded input, F
+    a multiple of the vector width, see igemm.py); either falls back to im2col where it
+    does not apply (and IGEMM to TAPS first)."""
     unit = geometry[3] == 1 and geometry[4] == 1 and geometry[5] == 1
-    if method == IGEMM and unit and g.shape[4] % W == 0:
+    if method == IGEMM and g.shape[4] % W == 0:
         conv_weight_grad_igemm(x, g, out, geometry)
     elif (method == TAPS or method == IGEMM) and unit:
         conv_weight_grad_taps(x, g, out, geometry)

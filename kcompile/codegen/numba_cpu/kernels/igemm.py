@@ -30,7 +30,7 @@ from ...native.irhelp import F32, I64, VOID, Fn, i64
 from ...native.k_gemm import FLOAT_P, micro_kernel, micro_kernel_name, tile_shape
 from .epilogue import apply
 from .scalar import FASTMATH
-from .taps import _gradient_on_grid, _input_grid, _on_grid
+from .taps import _on_grid, _tap_offsets
 
 ISA = host_isa()
 W = ISA.width  # floats per vector register
@@ -39,7 +39,7 @@ MR2, _ = tile_shape(ISA, 2 * W)  # ... with two
 MR = max(MR1, MR2)  # pointer slots per segment (the micro-kernel's `stride`)
 BLOCK_TILES = 8  # row tiles per parallel job: the job's output rows stay in cache for the epilogue
 MIN_JOBS = 8  # fewer tiles per job when there are few rows (batch 1), so that every thread has work
-WGRAD_ROWS = 256  # kernel gradient: grid rows per micro-kernel call (its operand rows stay in L2)
+WGRAD_PIXELS = 256  # kernel gradient: output pixels per micro-kernel call (its operand rows stay in L2)
 MAX_JOBS = 16  # kernel gradient: parallel jobs, each with its own partial sum
 
 
@@ -209,30 +209,34 @@ def conv_packed(x, packed, k, out, geometry, steps, chan, res):
 
 # -- kernel gradients --------------------------------------------------------------------------
 def _weight_grad_micro_kernel(module, mr: int, nv: int):
-    """void uk(float **a, i64 a_step, float *b, i64 b_step, i64 n, float *tile, i64 ldt):
-    tile[i * ldt + c] += sum over k < n of a[i][k * a_step] * b[k * b_step + c], c < nv * W.
-    One outer product per pixel k: MR (tap, channel) rows of the input, broadcast, by nv
-    vectors of output-gradient channels; the tile stays in registers over the pixels."""
-    name = f"kc_wgrad_uk_{mr}x{nv * W}"
+    """void uk(float **a, i64 a_step, i64 a_line, float *b, i64 b_step, i64 b_line, i64 n,
+    i64 lines, float *tile, i64 ldt): tile[i * ldt + c] += the sum over lines l < lines and
+    pixels k < n of a[i][l * a_line + k * a_step] * b[l * b_line + k * b_step + c], for
+    c < nv * W. One outer product per pixel: MR (tap, channel) rows of the input,
+    broadcast, by nv vectors of output-gradient channels; the tile stays in registers
+    over a band of output lines (the input's lines are a_line apart on the padded grid)."""
+    name = f"kc_wgrad_lines_uk_{mr}x{nv * W}"
     existing = module.globals.get(name)
     if existing is not None:
         return existing
-    f = Fn(module, name, VOID, [ir.PointerType(FLOAT_P), I64, FLOAT_P, I64, I64, FLOAT_P, I64])
+    f = Fn(module, name, VOID, [ir.PointerType(FLOAT_P), I64, I64, FLOAT_P, I64, I64, I64, I64, FLOAT_P, I64])
     f.fn.attributes.add("noinline")
-    a_ptrs, a_step, bp, b_step, n, tile, ldt = f.args
+    a_ptrs, a_step, a_line, bp, b_step, b_line, n, lines, tile, ldt = f.args
     b = f.b
     vty = ir.VectorType(F32, W)
     fma = f.declare(f"llvm.fma.v{W}f32", vty, [vty, vty, vty])
     rows = [b.load(b.gep(a_ptrs, [i64(i)])) for i in range(mr)]
     spots = [[b.add(b.mul(i64(i), ldt), i64(v * W)) for v in range(nv)] for i in range(mr)]
     acc = [[f.var(vty, f.load(tile, spots[i][v], W), name=f"acc{i}_{v}") for v in range(nv)] for i in range(mr)]
-    with f.loop(0, n, name="k") as k:
-        ka, kb = b.mul(k, a_step), b.mul(k, b_step)
-        bv = [f.load(bp, b.add(kb, i64(v * W)), W) for v in range(nv)]
-        for i in range(mr):
-            a = f.splat(f.load(rows[i], ka), W)
-            for v in range(nv):
-                b.store(b.call(fma, [a, bv[v], b.load(acc[i][v])]), acc[i][v])
+    with f.loop(0, lines, name="l") as line:
+        la, lb = b.mul(line, a_line), b.mul(line, b_line)
+        with f.loop(0, n, name="k") as k:
+            ka, kb = b.add(la, b.mul(k, a_step)), b.add(lb, b.mul(k, b_step))
+            bv = [f.load(bp, b.add(kb, i64(v * W)), W) for v in range(nv)]
+            for i in range(mr):
+                a = f.splat(f.load(rows[i], ka), W)
+                for v in range(nv):
+                    b.store(b.call(fma, [a, bv[v], b.load(acc[i][v])]), acc[i][v])
     for i in range(mr):
         for v in range(nv):
             f.store(b.load(acc[i][v]), tile, spots[i][v])
@@ -243,20 +247,21 @@ def _weight_grad_tile_intrinsic(nv: int):
     mr = MR1 if nv == 1 else MR2
 
     @intrinsic
-    def weight_grad_tile(typingctx, ptrs, a_step, b, b_offset, b_step, n, tile, tile_offset, ldt):
-        """tile[tile_offset:] += the outer products of rows ptrs[:mr] and b[b_offset:] (see
-        _weight_grad_micro_kernel)."""
+    def weight_grad_tile(typingctx, ptrs, a_step, a_line, b, b_offset, b_step, b_line, n, lines, tile, tile_offset,
+                         ldt):
+        """tile[tile_offset:] += the outer products of rows ptrs[:mr] and b[b_offset:] over
+        a band of lines (see _weight_grad_micro_kernel)."""
         def codegen(context, builder, signature, args):
             def data(k):
                 return context.make_array(signature.args[k])(context, builder, args[k]).data
 
             fn = _weight_grad_micro_kernel(builder.module, mr, nv)
             float_pp = ir.PointerType(ir.PointerType(ir.FloatType()))
-            builder.call(fn, [builder.bitcast(data(0), float_pp), args[1], builder.gep(data(2), [args[3]]), args[4],
-                              args[5], builder.gep(data(6), [args[7]]), args[8]])
+            builder.call(fn, [builder.bitcast(data(0), float_pp), args[1], args[2], builder.gep(data(3), [args[4]]),
+                              args[5], args[6], args[7], args[8], builder.gep(data(9), [args[10]]), args[11]])
             return context.get_dummy_value()
 
-        return types.none(ptrs, a_step, b, b_offset, b_step, n, tile, tile_offset, ldt), codegen
+        return types.none(ptrs, a_step, a_line, b, b_offset, b_step, b_line, n, lines, tile, tile_offset, ldt), codegen
 
     return weight_grad_tile
 
@@ -267,35 +272,45 @@ _weight_grad_tile_2 = _weight_grad_tile_intrinsic(2)
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
 def conv_weight_grad_igemm(x, g, out, geometry):
-    """out (taps * C, F) = the stride-1 convolution's kernel gradient, F a multiple of the
-    vector width: over taps.py's grid, row (t, c) of out sums input channel c at grid row
-    r + offset[t] times the output gradient at row r (zeros on the dropped rows). The
-    micro-kernel holds MR of those rows by one or two vectors of channels in registers over
-    a run of grid rows; jobs over the runs keep partial sums, added at the end."""
+    """out (taps * C, F) = the convolution's kernel gradient, F a multiple of the vector
+    width: row (t, c) of out sums input channel c at the pixel tap t reads (on taps.py's
+    padded grid, pixels `strides` apart) times the output gradient at each output pixel. The
+    micro-kernel holds MR of those rows by one or two vectors of channels in registers
+    over a band of output lines, reading the output gradient in place; jobs over the
+    bands keep partial sums, added at the end."""
     n_, od_, oh_, ow_, f = g.shape
     c = x.shape[4]
-    rows_in, grid_shape, offsets, used = _input_grid(x, geometry, (od_, oh_, ow_))
-    flat_in = rows_in.reshape(-1)
-    grads = _gradient_on_grid(g, grid_shape, used).reshape(-1)
+    sd, sh, sw = geometry[3], geometry[4], geometry[5]
+    grid = _on_grid(x, geometry, (od_, oh_, ow_))
+    _, gd, gh, gw, _ = grid.shape
+    flat_in = grid.reshape(-1)
+    flat_g = g.reshape(-1)
+    offsets = _tap_offsets(geometry, gh, gw)
     m = offsets.shape[0] * c
     nr = 2 * W if f % (2 * W) == 0 else W
     mr = MR2 if nr == 2 * W else MR1
-    runs = (used + WGRAD_ROWS - 1) // WGRAD_ROWS
-    jobs = max(1, min(MAX_JOBS, runs))
+    band = max(1, min(oh_, WGRAD_PIXELS // ow_))  # output lines per micro-kernel call
+    bands = (oh_ + band - 1) // band
+    units = n_ * od_ * bands  # (image, depth, band): a band's lines are sh * gw grid pixels apart
+    jobs = max(1, min(MAX_JOBS, units))
     partial = np.zeros((jobs, (m + mr - 1) // mr * mr, f), np.float32)  # whole tiles: rows past m are scratch
     for job in prange(jobs):
         ptrs = np.empty(mr, np.int64)
         sums = partial[job].reshape(-1)
-        for q in range(job * runs // jobs, (job + 1) * runs // jobs):
-            r0 = q * WGRAD_ROWS
-            length = min(used, r0 + WGRAD_ROWS) - r0
+        for u in range(job * units // jobs, (job + 1) * units // jobs):
+            plane, h0 = u // bands, u % bands * band
+            lines = min(oh_, h0 + band) - h0
+            origin = ((plane // od_ * gd + plane % od_ * sd) * gh + h0 * sh) * gw  # the band's first window
+            first = (plane * oh_ + h0) * ow_  # the band's first output pixel
             for m0 in range(0, m, mr):
                 for i in range(mr):
                     row = min(m0 + i, m - 1)
-                    ptrs[i] = _address(flat_in, (r0 + offsets[row // c]) * c + row % c)
+                    ptrs[i] = _address(flat_in, (origin + offsets[row // c]) * c + row % c)
                 for j in range(f // nr):
                     if nr == W:
-                        _weight_grad_tile_1(ptrs, c, grads, r0 * f + j * nr, f, length, sums, m0 * f + j * nr, f)
+                        _weight_grad_tile_1(ptrs, sw * c, sh * gw * c, flat_g, first * f + j * nr, f, ow_ * f, ow_, lines,
+                                            sums, m0 * f + j * nr, f)
                     else:
-                        _weight_grad_tile_2(ptrs, c, grads, r0 * f + j * nr, f, length, sums, m0 * f + j * nr, f)
+                        _weight_grad_tile_2(ptrs, sw * c, sh * gw * c, flat_g, first * f + j * nr, f, ow_ * f, ow_, lines,
+                                            sums, m0 * f + j * nr, f)
     out[:, :] = partial.sum(axis=0)[:m]
