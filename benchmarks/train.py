@@ -138,9 +138,26 @@ def profile(name: str, args, top: int = 25) -> str:
     x, y = batch_for(keras_model, args.batch)
     compiled.train_on_batch(x, y)  # compiles the training step
     steps = compiled.trainer.profile([x], [y.astype(np.int32)], args.batch)
-    lines = [f"{name}, batch {args.batch}: {sum(t for _, t in steps) * 1e3:.1f} ms in all; the slowest:"]
+    lines = [f"{name}, batch {args.batch}: {sum(t for _, t in steps) * 1e3:.1f} ms in all; by pass:"]
+    totals: dict = {}
+    for label, t in steps:
+        totals[pass_of(label)] = totals.get(pass_of(label), 0.0) + t
+    lines += [f"  {t * 1e3:8.3f} ms  {kind}" for kind, t in sorted(totals.items(), key=lambda s: -s[1])]
+    lines.append("the slowest steps:")
     lines += [f"  {t * 1e3:8.3f} ms  {label}" for label, t in sorted(steps, key=lambda s: -s[1])[:top]]
     return "\n".join(lines)
+
+
+def pass_of(label: str) -> str:
+    """What a profiled step is, from its label ("<layer>: <what>")."""
+    what = label.split(": ", 1)[-1]
+    if what.startswith("f32[") and " @ " in what:
+        return "matrix products"
+    for start, kind in (("conv_transpose", "input gradients (conv_transpose)"), ("conv ", "convolutions"),
+                        ("kernel gradient", "kernel gradients"), ("optimizer", "optimizer update")):
+        if what.startswith(start):
+            return kind
+    return "everything else (elementwise, reductions, pooling, ...)"
 
 
 def markdown(rows, batch: int, threads: int, peak: float) -> str:
