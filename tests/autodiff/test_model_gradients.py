@@ -146,3 +146,43 @@ def test_ties_are_broken_as_tensorflow_breaks_them():
         tape.watch(xt)
         loss = tf.reduce_sum(tf.reduce_max(xt, axis=(1, 2)) * g[0, 0, 0])
     np.testing.assert_allclose(dx, np.asarray(tape.gradient(loss, xt)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["dense", "conv_no_center", "channels_first_no_scale"])
+def test_batch_normalization_training_gradients_match_gradient_tape(case):
+    """BatchNormalization on batch statistics (training=True on both sides): the closed-form
+    gradient of batch_norm_train, over features, over H and W, over the channels-first
+    layout's axes, without beta and without gamma."""
+    from support.keras_models import keras3, randomize
+
+    K = keras3()
+    L = K.layers
+    layers = {
+        "dense": ((7,), [L.Dense(5), L.BatchNormalization(), L.Dense(4, activation="softmax")]),
+        "conv_no_center": ((6, 6, 2), [L.Conv2D(4, 3), L.BatchNormalization(center=False, epsilon=0.01),
+                                       L.Flatten(), L.Dense(4, activation="softmax")]),
+        "channels_first_no_scale": ((3, 5, 5), [L.Conv2D(4, 3, data_format="channels_first"),
+                                                L.BatchNormalization(axis=1, scale=False), L.Flatten(),
+                                                L.Dense(4, activation="softmax")]),
+    }
+    shape, stack = layers[case]
+    model = randomize(K.Sequential([K.Input(shape)] + stack), seed=4)
+    rng = np.random.default_rng(6)
+    x = rng.normal(0, 1, (5,) + shape).astype(np.float32)
+    target = rng.normal(0, 1, (5, 4)).astype(np.float32)
+
+    graph = load_graph(model, training=True)
+    names = trainable_params(graph)
+    loss_graph = with_loss(graph, "projection")
+    train = gradient_graph(loss_graph, loss_output_index=len(loss_graph.outputs) - 1, reduction="mean")
+    outs = interpret(train, [x, target] + [graph.params[n] for n in names])
+    weights = graph.meta["keras_weights"]
+    variables = [keras_variable(model, weights[n]) for n in names]
+    with tf.GradientTape() as tape:
+        loss = tf_loss(model(x, training=True), target, "projection")
+    expected = [np.asarray(g) for g in tape.gradient(loss, variables)]
+    index = train.meta["autodiff"]["gradient_outputs"]
+    for n, e in zip(names, expected):
+        a = outs[index[n]]
+        assert a.shape == e.shape, n
+        assert float(np.abs(a - e).max()) <= RTOL * float(np.abs(e).max()) + 1e-7, f"{case} {n}"
