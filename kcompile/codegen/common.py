@@ -28,7 +28,8 @@ class LoweringTable(dict):
     def missing(self) -> list:
         """Registered primitives without a lowering (a test keeps this empty). Composite
         primitives need none: the pass pipeline expands them first."""
-        return sorted(name for name, prim in all_primitives().items() if name not in self and prim.kind != Kind.COMPOSITE)
+        return sorted(name for name, prim in all_primitives().items()
+                      if name not in self and prim.kind != Kind.COMPOSITE)
 
 
 def tuple_text(items) -> str:

@@ -11,7 +11,8 @@ from kcompile.codegen.numba_cpu.kernels.scalar import OPCODES
 from kcompile.codegen.numba_cpu.threads import configure_threading
 from kcompile.ir import GraphBuilder, interpret
 
-SHAPES = [(1, 5, 7), (9, 1, 3), (40, 3, 1), (128, 10, 512), (64, 33, 200), (300, 70, 130), (777, 19, 17), (31, 300, 513)]
+SHAPES = [(1, 5, 7), (9, 1, 3), (40, 3, 1), (128, 10, 512), (64, 33, 200), (300, 70, 130), (777, 19, 17),
+          (31, 300, 513)]
 
 
 def _layouts(x):

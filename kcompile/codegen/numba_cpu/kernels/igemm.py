@@ -286,6 +286,7 @@ def conv_weight_grad_igemm(x, g, out, geometry):
     flat_in = grid.reshape(-1)
     flat_g = g.reshape(-1)
     offsets = _tap_offsets(geometry, gh, gw)
+    a_step, a_line = sw * c, sh * gw * c  # input floats between a line's pixels, between lines
     m = offsets.shape[0] * c
     nr = 2 * W if f % (2 * W) == 0 else W
     mr = MR2 if nr == 2 * W else MR1
@@ -307,10 +308,9 @@ def conv_weight_grad_igemm(x, g, out, geometry):
                     row = min(m0 + i, m - 1)
                     ptrs[i] = _address(flat_in, (origin + offsets[row // c]) * c + row % c)
                 for j in range(f // nr):
+                    g_at, tile_at = first * f + j * nr, m0 * f + j * nr
                     if nr == W:
-                        _weight_grad_tile_1(ptrs, sw * c, sh * gw * c, flat_g, first * f + j * nr, f, ow_ * f, ow_, lines,
-                                            sums, m0 * f + j * nr, f)
+                        _weight_grad_tile_1(ptrs, a_step, a_line, flat_g, g_at, f, ow_ * f, ow_, lines, sums, tile_at, f)
                     else:
-                        _weight_grad_tile_2(ptrs, sw * c, sh * gw * c, flat_g, first * f + j * nr, f, ow_ * f, ow_, lines,
-                                            sums, m0 * f + j * nr, f)
+                        _weight_grad_tile_2(ptrs, a_step, a_line, flat_g, g_at, f, ow_ * f, ow_, lines, sums, tile_at, f)
     out[:, :] = partial.sum(axis=0)[:m]
