@@ -17,9 +17,9 @@ packed into panels of (K, NR) floats, 64-byte aligned as the micro-kernel loads 
 once, when the program is bound, for constant weights (`pack`, `conv_packed`); on each
 call for weights that change (training's, `conv_igemm`).
 
-Kernel gradients at stride 1 have a micro-kernel of their own over taps.py's grid
-(`conv_weight_grad_igemm`): a tile of (tap, channel) rows of the input by vectors of
-filters, summed over runs of grid rows."""
+Kernel gradients have a micro-kernel of their own (`conv_weight_grad_igemm`, any
+strides): a tile of (tap, channel) rows of the padded input by vectors of filters,
+summed over a band of output lines, the output gradient read where it is."""
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
