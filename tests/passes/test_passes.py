@@ -8,6 +8,7 @@ from kcompile.passes.cleanup import fold_broadcasts, remove_identities
 from kcompile.passes.constant_folding import fold_constants
 from kcompile.passes.cse import eliminate_common_subexpressions
 from kcompile.passes.dead_code import eliminate_dead_code
+from kcompile.passes.expand_composites import expand_composites
 from kcompile.passes.fold_scale_shift import fold_scale_shift
 from kcompile.passes.fuse_elementwise import fuse_elementwise
 from kcompile.passes.fuse_epilogue import fuse_epilogues
@@ -207,6 +208,22 @@ def test_memory_plan_reuses_buffers():
             overlap_time = s1[0] <= s2[1] and s2[0] <= s1[1]
             overlap_space = b1.offset < b2.offset + b2.size and b2.offset < b1.offset + b1.size
             assert not (overlap_time and overlap_space)
+
+
+def test_expand_composites_writes_out_batch_norm_train():
+    """The composite becomes its decomposition, in place (the nodes after it read its
+    outputs' replacements); a graph without composites comes back as it is."""
+    b = GraphBuilder("bn_train")
+    x = b.input("x", (None, 4, 3))
+    y, mean, variance = b.batch_norm_train(b.relu(x), b.param(w(3), "gamma"), b.param(w(3), "beta"), axes=(0, 1),
+                                           epsilon=1e-3)
+    b.output([b.tanh(y), mean, variance])
+    before = b.graph
+    after = expand_composites(before)
+    assert "batch_norm_train" in ops(before) and "batch_norm_train" not in ops(after)
+    assert ops(after)[0] == "relu" and ops(after)[-1] == "tanh"
+    same_numerics(before, after, (4, 3))
+    assert expand_composites(after) is after
 
 
 def test_every_pass_has_a_name_and_the_pipeline_is_a_list():
