@@ -144,6 +144,15 @@ def pack(w2d):
 
 
 @njit(cache=True, nogil=True)
+def _flat_grid(x, geometry, out_spatial):
+    """(x on taps.py's zero-padded grid, flattened; the grid's (GD, GH, GW)): what the
+    micro-kernels' row pointers address."""
+    grid = _on_grid(x, geometry, out_spatial)
+    _, gd, gh, gw, _ = grid.shape
+    return grid.reshape(-1), (gd, gh, gw)
+
+
+@njit(cache=True, nogil=True)
 def conv_igemm(x, w2d, out, geometry, steps, chan, res):
     """Ungrouped convolution, any strides and dilations: x (N, D, H, W, C), w2d (KD*KH*KW*C,
     F) in (kd, kh, kw, c) row order, out (N, OD, OH, OW, F); the epilogue on each job's rows.
@@ -157,9 +166,7 @@ def conv_packed(x, packed, k, out, geometry, steps, chan, res):
     n_, od_, oh_, ow_, f = out.shape
     c = x.shape[4]
     sd, sh, sw = geometry[3], geometry[4], geometry[5]
-    grid = _on_grid(x, geometry, (od_, oh_, ow_))
-    _, gd, gh, gw, _ = grid.shape
-    flat = grid.reshape(-1)
+    flat, (gd, gh, gw) = _flat_grid(x, geometry, (od_, oh_, ow_))
     seg_offsets, seg_lengths = _segments(geometry, (gd, gh, gw), c)
     nseg = seg_offsets.shape[0]
     firsts = np.arange(nseg).astype(np.int64)
@@ -281,9 +288,7 @@ def conv_weight_grad_igemm(x, g, out, geometry):
     n_, od_, oh_, ow_, f = g.shape
     c = x.shape[4]
     sd, sh, sw = geometry[3], geometry[4], geometry[5]
-    grid = _on_grid(x, geometry, (od_, oh_, ow_))
-    _, gd, gh, gw, _ = grid.shape
-    flat_in = grid.reshape(-1)
+    flat_in, (gd, gh, gw) = _flat_grid(x, geometry, (od_, oh_, ow_))
     flat_g = g.reshape(-1)
     offsets = _tap_offsets(geometry, gh, gw)
     a_step, a_line = sw * c, sh * gw * c  # input floats between a line's pixels, between lines
