@@ -8,7 +8,7 @@ run at equal thread counts, with the machine's GEMM peak for scale.
 
 The convolutions are taken from kcompile's training graph of each model; each is compiled
 alone, once per algorithm (im2col + GEMM, direct accumulation, one GEMM per window tap,
-implicit GEMM on a register-tiled micro-kernel),
+implicit GEMM on a register-tiled micro-kernel, Winograd F(2x2, 3x3) and F(4x4, 3x3)),
 and "tuned" is the one kcompile's measurement picks for it. Times are medians; results
 go to stdout and to --out as Markdown."""
 from __future__ import annotations
@@ -65,7 +65,8 @@ def algorithms(graph) -> dict:
     from kcompile.codegen.numba_cpu import tuning
     from kcompile.codegen.numba_cpu.kernels import conv as C
 
-    names = {C.IM2COL: "im2col", C.DIRECT: "direct", C.TAPS: "taps", C.IGEMM: "igemm"}
+    names = {C.IM2COL: "im2col", C.DIRECT: "direct", C.TAPS: "taps", C.IGEMM: "igemm", C.WINOGRAD_2: "winograd2",
+             C.WINOGRAD_4: "winograd4"}
     node = graph.nodes[0]
     unit = all(s == 1 for s in node.attrs["strides"])
     if node.op == "conv_weight_grad":
@@ -73,9 +74,15 @@ def algorithms(graph) -> dict:
     elif node.op == "conv_transpose" and not unit:
         return {"scatter": None}  # strided: one kernel, no choice
     else:
-        window = int(np.prod(node.inputs[1].shape[:-2]))
-        k = int(np.prod(node.inputs[1].shape[:-1])) if node.op == "conv" else window * node.inputs[1].shape[-1]
-        methods = tuning.conv_candidates(window, k, unit, node.attrs.get("groups", 1), every_size=True)
+        window = node.inputs[1].shape[:-2]
+        spatial = len(window)
+        geometry = tuple((1,) * (3 - spatial) + tuple(values) for values in (window, node.attrs["strides"],
+                                                                          node.attrs["dilations"]))
+        geometry = sum(geometry, ()) + (0, 0, 0)
+        # A stride-1 conv_transpose runs as a convolution by its flipped kernel, (window * C, F).
+        k = int(np.prod(node.inputs[1].shape[:-1])) if node.op == "conv" else int(np.prod(window)) * node.inputs[1].shape[-1]
+        filters = node.inputs[1].shape[-1] if node.op == "conv" else node.inputs[1].shape[-2]
+        methods = tuning.conv_candidates(geometry, k, filters, node.attrs.get("groups", 1), every_size=True)
     return {names[m]: m for m in methods}
 
 

@@ -42,6 +42,7 @@ from kcompile.codegen.numba_cpu.kernels import pool as P
 from kcompile.codegen.numba_cpu.kernels import reduce as R
 from kcompile.codegen.numba_cpu.kernels import rnn as N
 from kcompile.codegen.numba_cpu.kernels import scalar as S
+from kcompile.codegen.numba_cpu.kernels import winograd as WG
 from kcompile.codegen.numba_cpu.kernels.scalar import FASTMATH, ONE, ZERO
 '''
 
@@ -109,10 +110,11 @@ class NumbaProgram:
 
     def compiled_now(self) -> list:
         """Names of the kernels this process compiled instead of loading from Numba's cache."""
-        from .kernels import blas, conv, epilogue, gather, gemm, grad, igemm, pool, reduce, rnn, taps
+        from .kernels import blas, conv, epilogue, gather, gemm, grad, igemm, pool, reduce, rnn, taps, winograd
 
         compiled = []
-        for module in (self.module, blas, conv, epilogue, gather, gemm, grad, igemm, pool, reduce, rnn, taps):
+        for module in (self.module, blas, conv, epilogue, gather, gemm, grad, igemm, pool, reduce, rnn, taps,
+                       winograd):
             for name, fn in vars(module).items():
                 stats = getattr(fn, "stats", None)
                 if stats is not None and sum(stats.cache_misses.values()):

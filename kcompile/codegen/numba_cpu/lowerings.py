@@ -10,7 +10,7 @@ from ...passes.rewrite import per_channel
 from ..common import LoweringTable, tuple_text
 from ..numba_shared import resize_geometry, resize_tables, rnn_initial_states, rnn_operands
 from .elementwise import elementwise_kernel, program_of
-from .kernels.conv import IGEMM
+from .kernels.conv import IGEMM, WINOGRAD_2, WINOGRAD_4
 from .kernels.epilogue import RESIDUAL
 from .kernels.rnn import ACTIVATIONS as RNN_ACTIVATIONS
 from .kernels.rnn import CELLS
@@ -146,13 +146,20 @@ def _as_5d(em, value) -> str:
 
 def _conv_call(em, x, w2d: str, w2d_shape: tuple, out, geometry: tuple, groups: int, ep, constant: bool):
     """C.conv with the algorithm measured fastest for this shape (tuning.py); the implicit
-    GEMM on constant weights (`constant`: w2d is a weights pool view) packs them once,
-    when the program is bound."""
+    GEMM and Winograd on constant weights (`constant`: w2d is a weights pool view) pack
+    them once, when the program is bound."""
     method = conv_method(_shape_5d(x), w2d_shape, _shape_5d(out), geometry, groups)
     if method == IGEMM and constant:
         packed = em.fresh("packed")
         em.line(f"{packed} = I.pack({w2d})")
         em.call("I.conv_packed", _as_5d(em, x), packed, str(w2d_shape[0]), _as_5d(em, out), tuple_text(geometry),
+                *ep)
+        return
+    if method in (WINOGRAD_2, WINOGRAD_4) and constant:
+        tile = 2 if method == WINOGRAD_2 else 4
+        packed = em.fresh("packed")
+        em.line(f"{packed} = WG.pack({w2d}, {tile})")
+        em.call("WG.conv_winograd_packed", _as_5d(em, x), packed, _as_5d(em, out), tuple_text(geometry), str(tile),
                 *ep)
         return
     em.call("C.conv", _as_5d(em, x), w2d, _as_5d(em, out), tuple_text(geometry), str(groups), str(method), *ep)

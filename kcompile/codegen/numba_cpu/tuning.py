@@ -1,8 +1,8 @@
 """Per-shape algorithm choices, measured on this machine and remembered.
 
 A convolution runs as im2col tiles into BLAS GEMMs, by direct accumulation, (stride 1)
-as one GEMM per window tap over the input grid, or as an implicit GEMM on a register-
-tiled micro-kernel; its kernel gradient by im2col, taps or the micro-kernel. Which is
+as one GEMM per window tap over the input grid, as an implicit GEMM on a register-
+tiled micro-kernel, or (3x3, stride 1) by Winograd's F(2x2, 3x3) or F(4x4, 3x3); its kernel gradient by im2col, taps or the micro-kernel. Which is
 faster depends on the shape and on the machine (here im2col won over direct
 accumulation even at 9 input taps, against the rule of thumb; taps win at few channels,
 where im2col's copies cost most; the micro-kernel at 16 channels and more, by little
@@ -102,19 +102,25 @@ def _unit_strides(geometry: tuple) -> bool:
     return tuple(geometry[3:6]) == (1, 1, 1)
 
 
-def conv_candidates(window: int, k: int, unit_strides: bool, groups: int, every_size: bool = False) -> list:
-    """The `kernels.conv` methods for a convolution of `window` positions and a (k, F)
+def conv_candidates(geometry: tuple, k: int, filters: int, groups: int, every_size: bool = False) -> list:
+    """The `kernels.conv` methods for a convolution of this geometry and a (k, filters)
     kernel matrix, im2col first. A 1x1 window at stride 1 is one GEMM whatever the method;
     the other kernels handle ungrouped convolutions only; direct accumulation is left out
-    above MEASURE_MAX_K (it never won there) unless `every_size`."""
+    above MEASURE_MAX_K (it never won there) unless `every_size`; Winograd where
+    `winograd.applies`, with either tile size."""
     from .kernels import conv as C
+    from .kernels import winograd
 
+    window = geometry[0] * geometry[1] * geometry[2]
+    unit_strides = _unit_strides(geometry)
     if groups != 1 or (window == 1 and unit_strides):
         return [C.IM2COL]
     methods = [C.IM2COL, C.IGEMM]
     if window > 1:
         methods += [C.DIRECT] if every_size or k <= MEASURE_MAX_K else []
         methods += [C.TAPS] if unit_strides else []
+    if winograd.applies(tuple(geometry), groups, k // window, filters):
+        methods += [C.WINOGRAD_2, C.WINOGRAD_4]
     return methods
 
 
@@ -128,13 +134,12 @@ def weight_grad_candidates(filters: int, unit_strides: bool) -> list:
 
 
 def conv_method(x_shape: tuple, w2d_shape: tuple, out_shape: tuple, geometry: tuple, groups: int) -> int:
-    """The fastest `kernels.conv` method (IM2COL, DIRECT, TAPS or IGEMM) for these 5-D shapes
-    (batch axis first, None for the batch)."""
+    """The fastest `kernels.conv` method (IM2COL, DIRECT, TAPS, IGEMM or a WINOGRAD) for these
+    5-D shapes (batch axis first, None for the batch)."""
     from .kernels import conv as C
     from .kernels.epilogue import NO_CHANNELS, NO_EPILOGUE, NO_RESIDUAL
 
-    window = geometry[0] * geometry[1] * geometry[2]
-    methods = conv_candidates(window, w2d_shape[0], _unit_strides(geometry), groups)
+    methods = conv_candidates(geometry, w2d_shape[0], w2d_shape[1], groups)
     if len(methods) == 1 or _tuning_off():
         return C.IM2COL
     from .threads import configure_threading

@@ -4,7 +4,8 @@
 conv: im2col per tile of output pixels into a thread-local buffer, one BLAS GEMM per
 tile against the (window * C, F) kernel matrix, the epilogue on the tile while it is
 hot; or, at stride 1, one GEMM per window tap straight from the input (taps.py); or an
-implicit GEMM on a register-tiled micro-kernel (igemm.py); or direct accumulation. 1x1
+implicit GEMM on a register-tiled micro-kernel (igemm.py); or direct accumulation; or,
+for 3x3 windows at stride 1, Winograd's F(2x2, 3x3) or F(4x4, 3x3) (winograd.py). 1x1
 stride-1 convolutions skip the im2col. Depthwise convolutions (one input channel per
 group) use a direct kernel."""
 import numpy as np
@@ -14,6 +15,8 @@ from .epilogue import apply
 from .igemm import conv_igemm
 from .scalar import FASTMATH
 from .taps import conv_taps
+from .winograd import applies as winograd_applies
+from .winograd import conv_winograd
 
 TILE_BYTES = 1 << 18  # im2col tile that stays in L2
 MIN_JOBS = 4  # at least this many parallel jobs per call (a get_num_threads() call would defeat caching)
@@ -22,6 +25,8 @@ IM2COL = 0  # im2col tiles into BLAS GEMMs
 DIRECT = 1  # direct accumulation, for few input channels (groups == 1 only)
 TAPS = 2  # one GEMM per window tap over the input grid (stride 1, groups == 1 only)
 IGEMM = 3  # implicit GEMM on a register-tiled micro-kernel (groups == 1 only)
+WINOGRAD_2 = 4  # Winograd F(2x2, 3x3) (winograd.applies)
+WINOGRAD_4 = 5  # Winograd F(4x4, 3x3)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -96,7 +101,8 @@ def _direct_rows(x, w2d, out2, n, od, oh, geometry, out_shape):
 def conv(x, w2d, out, geometry, groups, method, steps, chan, res):
     """x (N, D, H, W, C); w2d (KD*KH*KW*C/groups, F); out (N, OD, OH, OW, F).
     geometry = (KD, KH, KW, SD, SH, SW, DD, DH, DW, PD, PH, PW) with P* the leading pads.
-    method: IM2COL, DIRECT, TAPS or IGEMM (a 1x1 stride-1 conv is always one GEMM)."""
+    method: IM2COL, DIRECT, TAPS, IGEMM, WINOGRAD_2 or WINOGRAD_4 (a 1x1 stride-1 conv is
+    always one GEMM; a method that does not apply to the shape falls back to im2col)."""
     n_, od_, oh_, ow_, f = out.shape
     c = x.shape[4]
     pixels = od_ * oh_ * ow_
@@ -114,6 +120,10 @@ def conv(x, w2d, out, geometry, groups, method, steps, chan, res):
             block = out2[r0:r1]
             np.dot(x2[r0:r1], w2d, block)
             apply(block, steps, chan, res, r0)
+        return
+    winograd = method == WINOGRAD_2 or method == WINOGRAD_4
+    if winograd and winograd_applies(geometry, groups, c, f):
+        conv_winograd(x, w2d, out, geometry, 2 if method == WINOGRAD_2 else 4, steps, chan, res)
         return
     if method == IGEMM and groups == 1:
         conv_igemm(x, w2d, out, geometry, steps, chan, res)

@@ -1,0 +1,269 @@
+"""3x3 stride-1 convolutions by Winograd's minimal filtering, F(m x m, 3 x 3) (Lavin &
+Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
+
+Each tile of m x m output pixels reads an (m + 2) x (m + 2) patch d of the input; with
+the transforms B, G and A below, its output is A^T [(G g G^T) . (B^T d B)] A, where the
+product is elementwise per (patch position, channel pair) -- summed over input
+channels, that is one GEMM per patch position xi: M[xi] (tiles, F) = V[xi] (tiles, C)
+@ U[xi] (C, F). Per output pixel that is (m + 2)^2 / m^2 multiplications per (C, F)
+pair instead of 9: 4 for m = 2, 2.25 for m = 4; the transforms are additions (and a few
+constant multiplications) over vectors of channels.
+
+A parallel job takes a band of tile rows of one image: it transforms the band's
+patches into V, runs the GEMMs on igemm.py's register-tiled micro-kernel (the rows of
+V[xi] its operand rows, U[xi] packed into its panels), transforms the results back into
+the output and runs the epilogue on the band's rows while they are in cache. The input
+and output transforms are generated as LLVM IR from the matrices below (intrinsics, as
+igemm.py's micro-kernel: after changing them, delete this folder's __pycache__), so
+both tile sizes share one implementation. Channels and filters must be whole vectors."""
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+from ...native.irhelp import F32, I64, VOID, Fn, i64
+from ...native.k_gemm import FLOAT_P
+from .epilogue import apply
+from .igemm import MR, MR1, MR2, W, _address, _aligned, _flat_grid, _micro_tile_1, _micro_tile_2
+from .scalar import FASTMATH
+
+# B^T (input), G (kernel) and A^T (output) for F(2x2, 3x3) and F(4x4, 3x3), interpolation
+# points 0, +-1 (, +-2) and infinity.
+BT2 = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64)
+G2 = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64)
+AT2 = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)
+BT4 = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64)
+G4 = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+               [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64)
+AT4 = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], np.float64)
+TRANSFORMS = {2: (BT2, G2, AT2), 4: (BT4, G4, AT4)}
+JOB_BYTES = 1 << 18  # a job's V and M buffers together: they stay in L2 between the GEMMs and the transforms
+MIN_JOBS = 8  # fewer tile rows per job when there are few (batch 1), so that every thread has work
+
+
+# -- transforms, as LLVM IR ----------------------------------------------------------------------
+def _combine(b, matrix, row, values):
+    """sum_k matrix[row, k] * values[k], skipping zeros, +-1 as additions."""
+    total = None
+    for k, coef in enumerate(matrix[row]):
+        if coef == 0:
+            continue
+        value = values[k]
+        if abs(coef) != 1:
+            value = b.fmul(value, ir.Constant(value.type, [ir.Constant(F32, float(abs(coef)))] * W))
+        if total is None:
+            total = value if coef > 0 else b.fneg(value)
+        else:
+            total = b.fadd(total, value) if coef > 0 else b.fsub(total, value)
+    return total
+
+
+def _sandwich(b, left, right, tile):
+    """left @ tile @ right^T for a tile of vectors (lists of lists)."""
+    half = [[_combine(b, left, i, [tile[k][j] for k in range(len(tile))]) for j in range(len(tile[0]))]
+            for i in range(len(left))]
+    return [[_combine(b, right, j, half[i]) for j in range(len(right))] for i in range(len(left))]
+
+
+def _input_transform(module, m: int):
+    """void in(float *src, i64 row, float *dst, i64 plane, i64 c): for each vector of
+    the c channels, the patch at src (rows `row` floats apart, pixels c apart) becomes
+    B^T d B, position xi stored at dst + xi * plane."""
+    name = f"kc_winograd_in_{m}_{W}"
+    existing = module.globals.get(name)
+    if existing is not None:
+        return existing
+    bt = TRANSFORMS[m][0]
+    a = m + 2
+    f = Fn(module, name, VOID, [FLOAT_P, I64, FLOAT_P, I64, I64])
+    f.fn.attributes.add("noinline")
+    src, row, dst, plane, c = f.args
+    b = f.b
+    with f.loop(0, c, W, name="q") as q:
+        patch = [[f.load(src, b.add(b.add(b.mul(i64(i), row), b.mul(i64(j), c)), q), W) for j in range(a)]
+                 for i in range(a)]
+        v = _sandwich(b, bt, bt, patch)
+        for i in range(a):
+            for j in range(a):
+                f.store(v[i][j], dst, b.add(b.mul(i64(i * a + j), plane), q))
+    return f.finish()
+
+
+def _output_transform(module, m: int):
+    """void out(float *src, i64 plane, float **dsts, i64 width): for each vector of the
+    `width` filters, the tile's products (position xi at src + xi * plane) become
+    A^T M A, output pixel (i, j) stored at dsts[i * m + j]."""
+    name = f"kc_winograd_out_{m}_{W}"
+    existing = module.globals.get(name)
+    if existing is not None:
+        return existing
+    at = TRANSFORMS[m][2]
+    a = m + 2
+    f = Fn(module, name, VOID, [FLOAT_P, I64, ir.PointerType(FLOAT_P), I64])
+    f.fn.attributes.add("noinline")
+    src, plane, dsts, width = f.args
+    b = f.b
+    targets = [b.load(b.gep(dsts, [i64(k)])) for k in range(m * m)]
+    with f.loop(0, width, W, name="q") as q:
+        products = [[f.load(src, b.add(b.mul(i64(i * a + j), plane), q), W) for j in range(a)] for i in range(a)]
+        y = _sandwich(b, at, at, products)
+        for i in range(m):
+            for j in range(m):
+                f.store(y[i][j], targets[i * m + j], q)
+    return f.finish()
+
+
+def _transform_intrinsics(m: int):
+    @intrinsic
+    def input_tile(typingctx, src, src_offset, row, dst, dst_offset, plane, c):
+        """dst[dst_offset + xi * plane + ch] = (B^T d B)[xi][ch], d the patch at src[src_offset:]."""
+        def codegen(context, builder, signature, args):
+            src_data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            dst_data = context.make_array(signature.args[3])(context, builder, args[3]).data
+            fn = _input_transform(builder.module, m)
+            builder.call(fn, [builder.gep(src_data, [args[1]]), args[2], builder.gep(dst_data, [args[4]]), args[5],
+                              args[6]])
+            return context.get_dummy_value()
+
+        return types.none(src, src_offset, row, dst, dst_offset, plane, c), codegen
+
+    @intrinsic
+    def output_tile(typingctx, src, src_offset, plane, dsts, width):
+        """Output pixel k of the tile, filters [0, width), at address dsts[k] = (A^T M A)[k]."""
+        def codegen(context, builder, signature, args):
+            src_data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            dst_data = context.make_array(signature.args[3])(context, builder, args[3]).data
+            fn = _output_transform(builder.module, m)
+            float_pp = ir.PointerType(FLOAT_P)
+            builder.call(fn, [builder.gep(src_data, [args[1]]), args[2], builder.bitcast(dst_data, float_pp), args[4]])
+            return context.get_dummy_value()
+
+        return types.none(src, src_offset, plane, dsts, width), codegen
+
+    return input_tile, output_tile
+
+
+_input_tile_2, _output_tile_2 = _transform_intrinsics(2)
+_input_tile_4, _output_tile_4 = _transform_intrinsics(4)
+
+
+# -- kernels ---------------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def applies(geometry, groups, channels, filters):
+    """Whether `conv_winograd` takes this convolution: a 3x3 window (one deep), unit
+    strides and dilations, ungrouped, channels and filters in whole vectors."""
+    window = geometry[0] == 1 and geometry[1] == 3 and geometry[2] == 3
+    unit = True
+    for k in range(3, 9):
+        unit = unit and geometry[k] == 1
+    return window and unit and groups == 1 and channels % W == 0 and filters % W == 0
+
+
+@njit(cache=True, nogil=True)
+def panel_width(f):
+    return W if f <= W else 2 * W
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def pack(w2d, m):
+    """w2d (9 * C, F), rows (kh, kw, c), as U = G g G^T in the micro-kernel's panels:
+    (position, panel, C, NR) floats, zeros past F, aligned. Once when the program is
+    bound for constant weights; on each call for weights that change."""
+    g = G2 if m == 2 else G4
+    a = m + 2
+    k, f = w2d.shape
+    c = k // 9
+    nr = panel_width(f)
+    panels = (f + nr - 1) // nr
+    packed = _aligned(a * a * panels * c * nr)
+    view = packed.reshape((a * a, panels, c, nr))
+    half = np.empty((a, 3, f), np.float32)  # G g for one input channel
+    for ch in range(c):
+        for i in range(a):
+            for kw in range(3):
+                g0, g1, g2 = np.float32(g[i, 0]), np.float32(g[i, 1]), np.float32(g[i, 2])
+                w0, w1, w2 = w2d[kw * c + ch], w2d[(3 + kw) * c + ch], w2d[(6 + kw) * c + ch]
+                for q in range(f):
+                    half[i, kw, q] = g0 * w0[q] + g1 * w1[q] + g2 * w2[q]
+        for i in range(a):
+            for j in range(a):
+                g0, g1, g2 = np.float32(g[j, 0]), np.float32(g[j, 1]), np.float32(g[j, 2])
+                for q in range(f):
+                    view[i * a + j, q // nr, ch, q % nr] = g0 * half[i, 0, q] + g1 * half[i, 1, q] + g2 * half[i, 2, q]
+    return packed
+
+
+@njit(cache=True, nogil=True)
+def conv_winograd(x, w2d, out, geometry, m, steps, chan, res):
+    """Convolution of x (N, D, H, W, C) by w2d (9 * C, F) (see `applies`), out (N, D, OH,
+    OW, F), by F(m x m, 3 x 3) with m 2 or 4; the epilogue on each job's rows. Transforms
+    the weights on each call (they change between training steps)."""
+    conv_winograd_packed(x, pack(w2d, m), out, geometry, m, steps, chan, res)
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
+def conv_winograd_packed(x, packed, out, geometry, m, steps, chan, res):
+    """conv_winograd on weights already transformed and packed (`pack`)."""
+    n_, od_, oh_, ow_, f = out.shape
+    c = x.shape[4]
+    a = m + 2
+    positions = a * a
+    tiles_h, tiles_w = (oh_ + m - 1) // m, (ow_ + m - 1) // m
+    flat, (gd, gh, gw) = _flat_grid(x, geometry, (od_, tiles_h * m, tiles_w * m))  # whole tiles inside the grid
+    flat_out = out.reshape(-1)
+    out2 = out.reshape((-1, f))
+    nr = panel_width(f)
+    mr = MR1 if nr == W else MR2
+    panels = (f + nr - 1) // nr
+    firsts = np.zeros(1, np.int64)
+    lengths = np.full(1, c, np.int64)
+    planes = n_ * od_
+    band = max(1, min(tiles_h, JOB_BYTES // (positions * (c + panels * nr) * 4 * tiles_w)))  # tile rows per job
+    band = max(1, min(band, planes * tiles_h // MIN_JOBS))
+    bands = (tiles_h + band - 1) // band
+    for job in prange(planes * bands):
+        plane, th0 = job // bands, job % bands * band
+        th1 = min(tiles_h, th0 + band)
+        count = (th1 - th0) * tiles_w  # tiles in the band
+        blocks = (count + mr - 1) // mr
+        v = np.empty(positions * count * c, np.float32)
+        products = _aligned(positions * blocks * panels * mr * nr)
+        sink = _aligned(m * m * nr)  # outputs of edge tiles that fall past the image
+        ptrs = np.empty(MR, np.int64)
+        dsts = np.empty(m * m, np.int64)
+        grid_plane = plane // od_ * gd + plane % od_
+        for t in range(count):
+            corner = ((grid_plane * gh + (th0 + t // tiles_w) * m) * gw + t % tiles_w * m) * c
+            if m == 2:
+                _input_tile_2(flat, corner, gw * c, v, t * c, count * c, c)
+            else:
+                _input_tile_4(flat, corner, gw * c, v, t * c, count * c, c)
+        for xi in range(positions):
+            for blk in range(blocks):
+                for i in range(mr):  # past the last tile: the last one again (computed, not stored)
+                    ptrs[i] = _address(v, (xi * count + min(blk * mr + i, count - 1)) * c)
+                for p in range(panels):
+                    tile = products[((xi * blocks + blk) * panels + p) * mr * nr :]
+                    if nr == W:
+                        _micro_tile_1(ptrs, firsts, lengths, packed, (xi * panels + p) * c * nr, tile)
+                    else:
+                        _micro_tile_2(ptrs, firsts, lengths, packed, (xi * panels + p) * c * nr, tile)
+        stride = blocks * panels * mr * nr  # between positions in `products`
+        for t in range(count):
+            oh0, ow0 = (th0 + t // tiles_w) * m, t % tiles_w * m
+            for p in range(panels):
+                for i in range(m):
+                    for j in range(m):
+                        if oh0 + i < oh_ and ow0 + j < ow_:
+                            dsts[i * m + j] = _address(flat_out, ((plane * oh_ + oh0 + i) * ow_ + ow0 + j) * f + p * nr)
+                        else:
+                            dsts[i * m + j] = _address(sink, (i * m + j) * nr)
+                at = ((t // mr * panels + p) * mr + t % mr) * nr
+                width = min(nr, f - p * nr)
+                if m == 2:
+                    _output_tile_2(products, at, stride, dsts, width)
+                else:
+                    _output_tile_4(products, at, stride, dsts, width)
+        r0, r1 = (plane * oh_ + th0 * m) * ow_, (plane * oh_ + min(oh_, th1 * m)) * ow_
+        apply(out2[r0:r1], steps, chan, res, r0)
