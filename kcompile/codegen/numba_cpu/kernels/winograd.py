@@ -9,8 +9,8 @@ channels, that is one GEMM per patch position xi: M[xi] (tiles, F) = V[xi] (tile
 pair instead of 9: 4 for m = 2, 2.25 for m = 4; the transforms are additions (and a few
 constant multiplications) over vectors of channels.
 
-A parallel job takes a band of tile rows of one image: it transforms the band's
-patches into V, runs the GEMMs on igemm.py's register-tiled micro-kernel (the rows of
+A parallel job takes a run of tile rows (of one image, or of several small ones): it
+transforms their patches into V, runs the GEMMs on igemm.py's register-tiled micro-kernel (the rows of
 V[xi] its operand rows, U[xi] packed into its panels), transforms the results back into
 the output and runs the epilogue on the band's rows while they are in cache. The input
 and output transforms are generated as LLVM IR from the matrices below (intrinsics, as
@@ -218,23 +218,27 @@ def conv_winograd_packed(x, packed, out, geometry, m, steps, chan, res):
     panels = (f + nr - 1) // nr
     firsts = np.zeros(1, np.int64)
     lengths = np.full(1, c, np.int64)
-    planes = n_ * od_
-    band = max(1, min(tiles_h, JOB_BYTES // (positions * (c + panels * nr) * 4 * tiles_w)))  # tile rows per job
-    band = max(1, min(band, planes * tiles_h // MIN_JOBS))
-    bands = (tiles_h + band - 1) // band
-    for job in prange(planes * bands):
-        plane, th0 = job // bands, job % bands * band
-        th1 = min(tiles_h, th0 + band)
-        count = (th1 - th0) * tiles_w  # tiles in the band
+    # A job takes consecutive tile rows (units), across images when they are small: its
+    # rows of V and M stay in L2, and each GEMM has rows enough for whole register tiles.
+    units = n_ * od_ * tiles_h
+    per_job = max(1, JOB_BYTES // (positions * (c + panels * nr) * 4 * tiles_w))
+    per_job = max(1, min(per_job, units // MIN_JOBS))
+    jobs = (units + per_job - 1) // per_job
+    for job in prange(jobs):
+        u0 = job * per_job
+        u1 = min(units, u0 + per_job)
+        count = (u1 - u0) * tiles_w  # tiles in the job
         blocks = (count + mr - 1) // mr
         v = np.empty(positions * count * c, np.float32)
         products = _aligned(positions * blocks * panels * mr * nr)
         sink = _aligned(m * m * nr)  # outputs of edge tiles that fall past the image
         ptrs = np.empty(MR, np.int64)
         dsts = np.empty(m * m, np.int64)
-        grid_plane = plane // od_ * gd + plane % od_
         for t in range(count):
-            corner = ((grid_plane * gh + (th0 + t // tiles_w) * m) * gw + t % tiles_w * m) * c
+            unit = u0 + t // tiles_w
+            plane, row = unit // tiles_h, unit % tiles_h
+            grid_plane = plane // od_ * gd + plane % od_
+            corner = ((grid_plane * gh + row * m) * gw + t % tiles_w * m) * c
             if m == 2:
                 _input_tile_2(flat, corner, gw * c, v, t * c, count * c, c)
             else:
@@ -251,7 +255,8 @@ def conv_winograd_packed(x, packed, out, geometry, m, steps, chan, res):
                         _micro_tile_2(ptrs, firsts, lengths, packed, (xi * panels + p) * c * nr, tile)
         stride = blocks * panels * mr * nr  # between positions in `products`
         for t in range(count):
-            oh0, ow0 = (th0 + t // tiles_w) * m, t % tiles_w * m
+            unit = u0 + t // tiles_w
+            plane, oh0, ow0 = unit // tiles_h, unit % tiles_h * m, t % tiles_w * m
             for p in range(panels):
                 for i in range(m):
                     for j in range(m):
@@ -265,5 +270,7 @@ def conv_winograd_packed(x, packed, out, geometry, m, steps, chan, res):
                     _output_tile_2(products, at, stride, dsts, width)
                 else:
                     _output_tile_4(products, at, stride, dsts, width)
-        r0, r1 = (plane * oh_ + th0 * m) * ow_, (plane * oh_ + min(oh_, th1 * m)) * ow_
+        first, last = u0 // tiles_h, (u1 - 1) // tiles_h  # the job's rows of the output, one block
+        r0 = (first * oh_ + u0 % tiles_h * m) * ow_
+        r1 = (last * oh_ + min(oh_, ((u1 - 1) % tiles_h + 1) * m)) * ow_
         apply(out2[r0:r1], steps, chan, res, r0)
