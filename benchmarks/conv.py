@@ -59,6 +59,13 @@ def alone(node):
     return b.graph
 
 
+def _geometry(window, attrs) -> tuple:
+    """tuning's 12-number geometry (window, strides, dilations as 3-D; pads left 0)."""
+    spatial = len(window)
+    parts = [(1,) * (3 - spatial) + tuple(values) for values in (window, attrs["strides"], attrs["dilations"])]
+    return sum(parts, ()) + (0, 0, 0)
+
+
 def algorithms(graph) -> dict:
     """{name: method} of the algorithms that can run this op: tuning's candidates, with
     direct accumulation at every size (tuning skips it on large windows)."""
@@ -70,15 +77,13 @@ def algorithms(graph) -> dict:
     node = graph.nodes[0]
     unit = all(s == 1 for s in node.attrs["strides"])
     if node.op == "conv_weight_grad":
-        methods = tuning.weight_grad_candidates(node.output.shape[-1], unit)
+        geometry = _geometry(node.attrs["window"], node.attrs)
+        methods = tuning.weight_grad_candidates(geometry, node.inputs[0].shape[-1], node.output.shape[-1])
     elif node.op == "conv_transpose" and not unit:
         return {"scatter": None}  # strided: one kernel, no choice
     else:
         window = node.inputs[1].shape[:-2]
-        spatial = len(window)
-        geometry = tuple((1,) * (3 - spatial) + tuple(values) for values in (window, node.attrs["strides"],
-                                                                          node.attrs["dilations"]))
-        geometry = sum(geometry, ()) + (0, 0, 0)
+        geometry = _geometry(window, node.attrs)
         # A stride-1 conv_transpose runs as a convolution by its flipped kernel, (window * C, F).
         k = int(np.prod(node.inputs[1].shape[:-1])) if node.op == "conv" else int(np.prod(window)) * node.inputs[1].shape[-1]
         filters = node.inputs[1].shape[-1] if node.op == "conv" else node.inputs[1].shape[-2]

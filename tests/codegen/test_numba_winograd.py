@@ -1,13 +1,14 @@
 """Winograd convolutions (kernels/winograd.py): both tile sizes against im2col on whole and
 edge tiles, in the generated programs (weights packed once when constant, transformed on
-each call when they change, the stride-1 input gradient), the fall-back where the method
-does not apply, and the tuner's candidates."""
+each call when they change, the stride-1 input gradient), kernel gradients, the
+fall-back where the method does not apply, and the tuner's candidates."""
 import numpy as np
 import pytest
 
 from kcompile.codegen.numba_cpu import lowerings, tuning
 from kcompile.codegen.numba_cpu.compiler import compile_graph
 from kcompile.codegen.numba_cpu.kernels import conv as C
+from kcompile.codegen.numba_cpu.kernels import grad as D
 from kcompile.codegen.numba_cpu.kernels import winograd as WG
 from kcompile.codegen.numba_cpu.kernels.epilogue import NO_CHANNELS, NO_EPILOGUE, NO_RESIDUAL, RESIDUAL
 from kcompile.codegen.numba_cpu.kernels.igemm import W as VECTOR_WIDTH
@@ -56,6 +57,23 @@ def test_winograd_matches_im2col_with_a_residual_epilogue(case, method):
     np.testing.assert_array_equal(packed, got)
 
 
+@pytest.mark.parametrize("method", list(METHODS.values()), ids=list(METHODS))
+@pytest.mark.parametrize("case", list(CASES))
+def test_winograd_kernel_gradient_matches_im2col(case, method):
+    """Edge tiles of the output gradient (zeros past the image), several jobs' partial sums
+    (the batch of 40 over WGRAD_JOBS), channel rows past the last register tile."""
+    rng = np.random.default_rng(5)
+    x, _, geometry, out_shape = _case(case, rng)
+    x = np.concatenate([x] * (40 // x.shape[0] + 1))[:40]
+    g = rng.normal(size=(40,) + out_shape[1:]).astype(np.float32)
+    results = []
+    for algorithm in (C.IM2COL, method):
+        out = np.full((9 * x.shape[-1], out_shape[-1]), np.nan, np.float32)
+        D.conv_weight_grad(x, g, out, geometry, algorithm)
+        results.append(out)
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-4, atol=1e-4 * np.abs(results[0]).max())
+
+
 def test_a_winograd_method_that_does_not_apply_falls_back_to_im2col():
     rng = np.random.default_rng(1)
     c = VECTOR_WIDTH
@@ -65,12 +83,16 @@ def test_a_winograd_method_that_does_not_apply_falls_back_to_im2col():
         x = rng.normal(size=(2, 1, 9, 9, channels)).astype(np.float32)
         w2d = rng.normal(size=(int(np.prod(window)) * channels, VECTOR_WIDTH)).astype(np.float32)
         oh = (9 + 2 - window[1]) // strides[1] + 1
-        results = []
+        g = rng.normal(size=(2, 1, oh, oh, VECTOR_WIDTH)).astype(np.float32)
+        results, gradients = [], []
         for method in (C.IM2COL, C.WINOGRAD_4):
             out = np.full((2, 1, oh, oh, VECTOR_WIDTH), np.nan, np.float32)
             C.conv(x, w2d, out, geometry, 1, method, NO_EPILOGUE, NO_CHANNELS, NO_RESIDUAL)
             results.append(out)
+            gradients.append(np.full_like(w2d, np.nan))
+            D.conv_weight_grad(x, g, gradients[-1], geometry, method)
         np.testing.assert_array_equal(results[1], results[0])
+        np.testing.assert_array_equal(gradients[1], gradients[0])
 
 
 def test_tuning_offers_winograd_only_where_it_applies():
@@ -87,6 +109,10 @@ def test_tuning_offers_winograd_only_where_it_applies():
     ]
     for shapes in others:
         assert C.WINOGRAD_2 not in tuning.conv_candidates(*shapes), shapes
+    assert {C.WINOGRAD_2, C.WINOGRAD_4} <= set(tuning.weight_grad_candidates(plain, c, f))
+    for geometry, k, filters, groups in others[:-1]:
+        channels = k // (geometry[0] * geometry[1] * geometry[2])
+        assert C.WINOGRAD_2 not in tuning.weight_grad_candidates(geometry, channels, filters), geometry
 
 
 def _conv_graph(constant: bool, transpose: bool):

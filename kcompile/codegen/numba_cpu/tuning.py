@@ -124,13 +124,18 @@ def conv_candidates(geometry: tuple, k: int, filters: int, groups: int, every_si
     return methods
 
 
-def weight_grad_candidates(filters: int, unit_strides: bool) -> list:
+def weight_grad_candidates(geometry: tuple, channels: int, filters: int) -> list:
     """The `kernels.grad.conv_weight_grad` methods, im2col first: taps at stride 1 only,
-    the micro-kernel with filters in whole vectors."""
+    the micro-kernel with filters in whole vectors, Winograd where `winograd.applies`."""
     from .kernels import conv as C
+    from .kernels import winograd
     from .kernels.igemm import W as VECTOR_WIDTH
 
-    return [C.IM2COL] + ([C.TAPS] if unit_strides else []) + ([C.IGEMM] if filters % VECTOR_WIDTH == 0 else [])
+    methods = [C.IM2COL] + ([C.TAPS] if _unit_strides(geometry) else [])
+    methods += [C.IGEMM] if filters % VECTOR_WIDTH == 0 else []
+    if winograd.applies(tuple(geometry), 1, channels, filters):
+        methods += [C.WINOGRAD_2, C.WINOGRAD_4]
+    return methods
 
 
 def conv_method(x_shape: tuple, w2d_shape: tuple, out_shape: tuple, geometry: tuple, groups: int) -> int:
@@ -158,13 +163,12 @@ def conv_method(x_shape: tuple, w2d_shape: tuple, out_shape: tuple, geometry: tu
 
 
 def weight_grad_method(x_shape: tuple, g_shape: tuple, geometry: tuple) -> int:
-    """The fastest `kernels.grad.conv_weight_grad` method (IM2COL, TAPS at stride 1 or, for
-    filters in whole vectors, IGEMM) for these 5-D shapes (batch axis first, None for the
-    batch)."""
+    """The fastest `kernels.grad.conv_weight_grad` method (see weight_grad_candidates) for
+    these 5-D shapes (batch axis first, None for the batch)."""
     from .kernels import conv as C
     from .kernels import grad as D
 
-    candidates = weight_grad_candidates(g_shape[-1], _unit_strides(geometry))
+    candidates = weight_grad_candidates(geometry, x_shape[-1], g_shape[-1])
     if len(candidates) == 1 or _tuning_off():
         return C.IM2COL
     from .threads import configure_threading

@@ -2,10 +2,12 @@
 import numpy as np
 from numba import njit, prange
 
-from .conv import IGEMM, TAPS, _im2col
+from .conv import IGEMM, TAPS, WINOGRAD_2, WINOGRAD_4, _im2col
 from .igemm import W, conv_weight_grad_igemm
 from .scalar import FASTMATH
 from .taps import conv_weight_grad_taps
+from .winograd import applies as winograd_applies
+from .winograd import conv_weight_grad_winograd
 
 GROUP_ROWS = 1024  # output pixels per GEMM in the weight gradient (its im2col stays near L2)
 MAX_JOBS = 16  # parallel jobs of the weight gradient, each with its own partial sum
@@ -15,11 +17,15 @@ MAX_JOBS = 16  # parallel jobs of the weight gradient, each with its own partial
 def conv_weight_grad(x, g, out, geometry, method):
     """out (KD*KH*KW*C, F) = sum over images and output pixels of window(x) x g:
     x (N, D, H, W, C), g (N, OD, OH, OW, F). method: IM2COL, TAPS at stride 1 (one GEMM
-    per window tap, see taps.py) or IGEMM (the micro-kernel over the same padded input, F
-    a multiple of the vector width, see igemm.py); either falls back to im2col where it
-    does not apply (and IGEMM to TAPS first)."""
+    per window tap, see taps.py), IGEMM (the micro-kernel over the same padded input, F
+    a multiple of the vector width, see igemm.py) or WINOGRAD_2 / WINOGRAD_4 (see
+    winograd.applies); each falls back to im2col where it does not apply (and IGEMM to
+    TAPS first)."""
     unit = geometry[3] == 1 and geometry[4] == 1 and geometry[5] == 1
-    if method == IGEMM and g.shape[4] % W == 0:
+    winograd = method == WINOGRAD_2 or method == WINOGRAD_4
+    if winograd and winograd_applies(geometry, 1, x.shape[4], g.shape[4]):
+        conv_weight_grad_winograd(x, g, out, geometry, 2 if method == WINOGRAD_2 else 4)
+    elif method == IGEMM and g.shape[4] % W == 0:
         conv_weight_grad_igemm(x, g, out, geometry)
     elif (method == TAPS or method == IGEMM) and unit:
         conv_weight_grad_taps(x, g, out, geometry)

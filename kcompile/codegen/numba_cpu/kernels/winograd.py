@@ -24,7 +24,8 @@ from numba.extending import intrinsic
 from ...native.irhelp import F32, I64, VOID, Fn, i64
 from ...native.k_gemm import FLOAT_P
 from .epilogue import apply
-from .igemm import MR, MR1, MR2, W, _address, _aligned, _flat_grid, _micro_tile_1, _micro_tile_2
+from .igemm import (MR, MR1, MR2, W, _address, _aligned, _flat_grid, _micro_tile_1, _micro_tile_2,
+                    _weight_grad_tile_1, _weight_grad_tile_2)
 from .scalar import FASTMATH
 
 # B^T (input), G (kernel) and A^T (output) for F(2x2, 3x3) and F(4x4, 3x3), interpolation
@@ -40,6 +41,7 @@ AT4 = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0
 TRANSFORMS = {2: (BT2, G2, AT2), 4: (BT4, G4, AT4)}
 JOB_BYTES = 1 << 18  # a job's V and M buffers together: they stay in L2 between the GEMMs and the transforms
 MIN_JOBS = 8  # fewer tile rows per job when there are few (batch 1), so that every thread has work
+WGRAD_JOBS = 8  # kernel gradient: parallel jobs, each with its own partial sum of the products
 
 
 # -- transforms, as LLVM IR ----------------------------------------------------------------------
@@ -66,27 +68,30 @@ def _sandwich(b, left, right, tile):
     return [[_combine(b, right, j, half[i]) for j in range(len(right))] for i in range(len(left))]
 
 
-def _input_transform(module, m: int):
-    """void in(float *src, i64 row, float *dst, i64 plane, i64 c): for each vector of
-    the c channels, the patch at src (rows `row` floats apart, pixels c apart) becomes
-    B^T d B, position xi stored at dst + xi * plane."""
-    name = f"kc_winograd_in_{m}_{W}"
+def _patch_transform(module, kind: str, m: int):
+    """void fn(float *src, i64 row, i64 pixel, float *dst, i64 plane, i64 width): for each
+    vector of the `width` channels, the patch at src (rows `row` floats apart, pixels
+    `pixel` apart) becomes L p L^T, position xi stored at dst + xi * plane. L is B^T for
+    an input patch ("in", (m + 2)^2 positions from (m + 2)^2) or A for a tile of the
+    output gradient ("grad", (m + 2)^2 from m^2)."""
+    name = f"kc_winograd_{kind}_{m}_{W}"
     existing = module.globals.get(name)
     if existing is not None:
         return existing
-    bt = TRANSFORMS[m][0]
-    a = m + 2
-    f = Fn(module, name, VOID, [FLOAT_P, I64, FLOAT_P, I64, I64])
+    bt, _, at = TRANSFORMS[m]
+    left = bt if kind == "in" else at.T
+    size, out_size = left.shape[1], left.shape[0]
+    f = Fn(module, name, VOID, [FLOAT_P, I64, I64, FLOAT_P, I64, I64])
     f.fn.attributes.add("noinline")
-    src, row, dst, plane, c = f.args
+    src, row, pixel, dst, plane, width = f.args
     b = f.b
-    with f.loop(0, c, W, name="q") as q:
-        patch = [[f.load(src, b.add(b.add(b.mul(i64(i), row), b.mul(i64(j), c)), q), W) for j in range(a)]
-                 for i in range(a)]
-        v = _sandwich(b, bt, bt, patch)
-        for i in range(a):
-            for j in range(a):
-                f.store(v[i][j], dst, b.add(b.mul(i64(i * a + j), plane), q))
+    with f.loop(0, width, W, name="q") as q:
+        patch = [[f.load(src, b.add(b.add(b.mul(i64(i), row), b.mul(i64(j), pixel)), q), W) for j in range(size)]
+                 for i in range(size)]
+        v = _sandwich(b, left, left, patch)
+        for i in range(out_size):
+            for j in range(out_size):
+                f.store(v[i][j], dst, b.add(b.mul(i64(i * out_size + j), plane), q))
     return f.finish()
 
 
@@ -114,20 +119,25 @@ def _output_transform(module, m: int):
     return f.finish()
 
 
-def _transform_intrinsics(m: int):
+def _patch_intrinsic(kind: str, m: int):
     @intrinsic
-    def input_tile(typingctx, src, src_offset, row, dst, dst_offset, plane, c):
-        """dst[dst_offset + xi * plane + ch] = (B^T d B)[xi][ch], d the patch at src[src_offset:]."""
+    def patch_tile(typingctx, src, src_offset, row, pixel, dst, dst_offset, plane, width):
+        """dst[dst_offset + xi * plane + ch] = (L p L^T)[xi][ch], p the patch at
+        src[src_offset:] (see _patch_transform)."""
         def codegen(context, builder, signature, args):
             src_data = context.make_array(signature.args[0])(context, builder, args[0]).data
-            dst_data = context.make_array(signature.args[3])(context, builder, args[3]).data
-            fn = _input_transform(builder.module, m)
-            builder.call(fn, [builder.gep(src_data, [args[1]]), args[2], builder.gep(dst_data, [args[4]]), args[5],
-                              args[6]])
+            dst_data = context.make_array(signature.args[4])(context, builder, args[4]).data
+            fn = _patch_transform(builder.module, kind, m)
+            builder.call(fn, [builder.gep(src_data, [args[1]]), args[2], args[3], builder.gep(dst_data, [args[5]]),
+                              args[6], args[7]])
             return context.get_dummy_value()
 
-        return types.none(src, src_offset, row, dst, dst_offset, plane, c), codegen
+        return types.none(src, src_offset, row, pixel, dst, dst_offset, plane, width), codegen
 
+    return patch_tile
+
+
+def _output_intrinsic(m: int):
     @intrinsic
     def output_tile(typingctx, src, src_offset, plane, dsts, width):
         """Output pixel k of the tile, filters [0, width), at address dsts[k] = (A^T M A)[k]."""
@@ -141,11 +151,12 @@ def _transform_intrinsics(m: int):
 
         return types.none(src, src_offset, plane, dsts, width), codegen
 
-    return input_tile, output_tile
+    return output_tile
 
 
-_input_tile_2, _output_tile_2 = _transform_intrinsics(2)
-_input_tile_4, _output_tile_4 = _transform_intrinsics(4)
+_input_tile_2, _input_tile_4 = _patch_intrinsic("in", 2), _patch_intrinsic("in", 4)
+_grad_tile_2, _grad_tile_4 = _patch_intrinsic("grad", 2), _patch_intrinsic("grad", 4)
+_output_tile_2, _output_tile_4 = _output_intrinsic(2), _output_intrinsic(4)
 
 
 # -- kernels ---------------------------------------------------------------------------------------
@@ -195,6 +206,21 @@ def pack(w2d, m):
 
 
 @njit(cache=True, nogil=True)
+def _transform_inputs(flat, grid_dims, c, m, od_, tiles_h, tiles_w, u0, count, v):
+    """v (positions, count, c) = B^T d B for the `count` tiles from tile row (unit) u0 on,
+    d their patches of the padded input `flat` (taps.py's grid, of grid_dims)."""
+    gd, gh, gw = grid_dims
+    for t in range(count):
+        unit = u0 + t // tiles_w
+        plane, row = unit // tiles_h, unit % tiles_h
+        corner = (((plane // od_ * gd + plane % od_) * gh + row * m) * gw + t % tiles_w * m) * c
+        if m == 2:
+            _input_tile_2(flat, corner, gw * c, c, v, t * c, count * c, c)
+        else:
+            _input_tile_4(flat, corner, gw * c, c, v, t * c, count * c, c)
+
+
+@njit(cache=True, nogil=True)
 def conv_winograd(x, w2d, out, geometry, m, steps, chan, res):
     """Convolution of x (N, D, H, W, C) by w2d (9 * C, F) (see `applies`), out (N, D, OH,
     OW, F), by F(m x m, 3 x 3) with m 2 or 4; the epilogue on each job's rows. Transforms
@@ -234,15 +260,7 @@ def conv_winograd_packed(x, packed, out, geometry, m, steps, chan, res):
         sink = _aligned(m * m * nr)  # outputs of edge tiles that fall past the image
         ptrs = np.empty(MR, np.int64)
         dsts = np.empty(m * m, np.int64)
-        for t in range(count):
-            unit = u0 + t // tiles_w
-            plane, row = unit // tiles_h, unit % tiles_h
-            grid_plane = plane // od_ * gd + plane % od_
-            corner = ((grid_plane * gh + row * m) * gw + t % tiles_w * m) * c
-            if m == 2:
-                _input_tile_2(flat, corner, gw * c, v, t * c, count * c, c)
-            else:
-                _input_tile_4(flat, corner, gw * c, v, t * c, count * c, c)
+        _transform_inputs(flat, (gd, gh, gw), c, m, od_, tiles_h, tiles_w, u0, count, v)
         for xi in range(positions):
             for blk in range(blocks):
                 for i in range(mr):  # past the last tile: the last one again (computed, not stored)
@@ -274,3 +292,74 @@ def conv_winograd_packed(x, packed, out, geometry, m, steps, chan, res):
         r0 = (first * oh_ + u0 % tiles_h * m) * ow_
         r1 = (last * oh_ + min(oh_, ((u1 - 1) % tiles_h + 1) * m)) * ow_
         apply(out2[r0:r1], steps, chan, res, r0)
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
+def conv_weight_grad_winograd(x, g, out, geometry, m):
+    """out (9 * C, F) = the kernel gradient of a convolution `applies` takes, x (N, D, H,
+    W, C), g (N, D, OH, OW, F): y = A^T [U . V] A per tile makes dU[xi] (C, F) = the sum
+    over tiles of V[xi]^T (A dY A^T)[xi], one GEMM per position reduced over the tiles
+    (igemm.py's kernel-gradient micro-kernel, channel rows by filter vectors), then
+    out = G^T dU G."""
+    n_, od_, oh_, ow_, f = g.shape
+    c = x.shape[4]
+    a = m + 2
+    positions = a * a
+    tiles_h, tiles_w = (oh_ + m - 1) // m, (ow_ + m - 1) // m
+    flat, grid_dims = _flat_grid(x, geometry, (od_, tiles_h * m, tiles_w * m))
+    flat_g = g.reshape(-1)
+    nr = 2 * W if f % (2 * W) == 0 else W
+    mr = MR2 if nr == 2 * W else MR1
+    rows = (c + mr - 1) // mr * mr  # whole tiles of channel rows: rows past c are scratch
+    units = n_ * od_ * tiles_h
+    per_chunk = max(1, JOB_BYTES // (positions * (c + f) * 4 * tiles_w))  # tile rows transformed at a time
+    chunks = (units + per_chunk - 1) // per_chunk
+    jobs = max(1, min(WGRAD_JOBS, chunks))
+    partial = np.zeros((jobs, positions, rows, f), np.float32)
+    for job in prange(jobs):
+        sums = partial[job].reshape(-1)
+        v = np.empty(positions * per_chunk * tiles_w * c, np.float32)
+        dg = np.empty(positions * per_chunk * tiles_w * f, np.float32)
+        edge = np.empty(m * m * f, np.float32)  # a gradient tile past the image's edge, zero-filled
+        ptrs = np.empty(mr, np.int64)
+        for chunk in range(job * chunks // jobs, (job + 1) * chunks // jobs):
+            u0 = chunk * per_chunk
+            count = (min(units, u0 + per_chunk) - u0) * tiles_w
+            _transform_inputs(flat, grid_dims, c, m, od_, tiles_h, tiles_w, u0, count, v)
+            for t in range(count):
+                unit = u0 + t // tiles_w
+                plane, oh0, ow0 = unit // tiles_h, unit % tiles_h * m, t % tiles_w * m
+                src, at, row = flat_g, ((plane * oh_ + oh0) * ow_ + ow0) * f, ow_ * f
+                if oh0 + m > oh_ or ow0 + m > ow_:
+                    edge[:] = 0.0
+                    for i in range(min(m, oh_ - oh0)):
+                        for j in range(min(m, ow_ - ow0)):
+                            edge[(i * m + j) * f : (i * m + j + 1) * f] = flat_g[at + i * row + j * f : at + i * row + (j + 1) * f]
+                    src, at, row = edge, 0, m * f
+                if m == 2:
+                    _grad_tile_2(src, at, row, f, dg, t * f, count * f, f)
+                else:
+                    _grad_tile_4(src, at, row, f, dg, t * f, count * f, f)
+            for xi in range(positions):
+                for r0 in range(0, rows, mr):
+                    for i in range(mr):
+                        ptrs[i] = _address(v, xi * count * c + min(r0 + i, c - 1))
+                    for p in range(f // nr):
+                        b_at, tile_at = xi * count * f + p * nr, (xi * rows + r0) * f + p * nr
+                        if nr == W:
+                            _weight_grad_tile_1(ptrs, c, 0, dg, b_at, f, 0, count, 1, sums, tile_at, f)
+                        else:
+                            _weight_grad_tile_2(ptrs, c, 0, dg, b_at, f, 0, count, 1, sums, tile_at, f)
+    products = partial.sum(axis=0)
+    transform = G2 if m == 2 else G4
+    for tap in prange(9):
+        kh, kw = tap // 3, tap % 3
+        block = out[tap * c : (tap + 1) * c]
+        block[:, :] = 0.0
+        for xi in range(positions):
+            coef = np.float32(transform[xi // a, kh] * transform[xi % a, kw])
+            if coef != 0:
+                for ch in range(c):
+                    source, target = products[xi, ch], block[ch]
+                    for q in range(f):
+                        target[q] += coef * source[q]
