@@ -1,5 +1,4 @@
 """Table lookups (Embedding), resizing and matrix transposes."""
-import numpy as np
 from numba import njit, prange
 
 from .scalar import FASTMATH

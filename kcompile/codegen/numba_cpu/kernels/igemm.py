@@ -250,8 +250,8 @@ def _weight_grad_micro_kernel(module, mr: int, nv: int):
     return f.finish()
 
 
-def _weight_grad_tile_intrinsic(nv: int):
-    mr = MR1 if nv == 1 else MR2
+def _weight_grad_tile_intrinsic(nv: int, mr: int | None = None):
+    mr = mr or (MR1 if nv == 1 else MR2)
 
     @intrinsic
     def weight_grad_tile(typingctx, ptrs, a_step, a_line, b, b_offset, b_step, b_line, n, lines, tile, tile_offset,

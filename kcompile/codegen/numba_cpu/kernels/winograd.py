@@ -25,7 +25,7 @@ from ...native.irhelp import F32, I64, VOID, Fn, i64
 from ...native.k_gemm import FLOAT_P
 from .epilogue import apply
 from .igemm import (MR, MR1, MR2, W, _address, _aligned, _flat_grid, _micro_tile_1, _micro_tile_2,
-                    _weight_grad_tile_1, _weight_grad_tile_2)
+                    _weight_grad_tile_1, _weight_grad_tile_2, _weight_grad_tile_intrinsic)
 from .scalar import FASTMATH
 
 # B^T (input), G (kernel) and A^T (output) for F(2x2, 3x3) and F(4x4, 3x3), interpolation
@@ -39,7 +39,9 @@ G4 = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
                [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64)
 AT4 = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], np.float64)
 TRANSFORMS = {2: (BT2, G2, AT2), 4: (BT4, G4, AT4)}
-JOB_BYTES = 1 << 18  # a job's V and M buffers together: they stay in L2 between the GEMMs and the transforms
+# A job's V and M buffers together: they stay in L2 between the GEMMs and the transforms
+# (2^18 and 2^20 bytes ran slower).
+JOB_BYTES = 1 << 19
 MIN_JOBS = 8  # fewer tile rows per job when there are few (batch 1), so that every thread has work
 WGRAD_JOBS = 8  # kernel gradient: parallel jobs, each with its own partial sum of the products
 
@@ -157,6 +159,11 @@ def _output_intrinsic(m: int):
 _input_tile_2, _input_tile_4 = _patch_intrinsic("in", 2), _patch_intrinsic("in", 4)
 _grad_tile_2, _grad_tile_4 = _patch_intrinsic("grad", 2), _patch_intrinsic("grad", 4)
 _output_tile_2, _output_tile_4 = _output_intrinsic(2), _output_intrinsic(4)
+# Kernel gradients by one vector of filters: channel rows in tiles of EVEN_ROWS when the
+# channels divide into them (12-row tiles computed 24 rows for 16 channels; by two
+# vectors, 8-row tiles ran slower than 12-row ones with their waste).
+EVEN_ROWS = 8
+_weight_grad_rows = _weight_grad_tile_intrinsic(1, EVEN_ROWS)
 
 
 # -- kernels ---------------------------------------------------------------------------------------
@@ -310,6 +317,8 @@ def conv_weight_grad_winograd(x, g, out, geometry, m):
     flat_g = g.reshape(-1)
     nr = 2 * W if f % (2 * W) == 0 else W
     mr = MR2 if nr == 2 * W else MR1
+    even = nr == W and c % mr != 0 and c % EVEN_ROWS == 0
+    mr = EVEN_ROWS if even else mr
     rows = (c + mr - 1) // mr * mr  # whole tiles of channel rows: rows past c are scratch
     units = n_ * od_ * tiles_h
     per_chunk = max(1, JOB_BYTES // (positions * (c + f) * 4 * tiles_w))  # tile rows transformed at a time
@@ -346,7 +355,9 @@ def conv_weight_grad_winograd(x, g, out, geometry, m):
                         ptrs[i] = _address(v, xi * count * c + min(r0 + i, c - 1))
                     for p in range(f // nr):
                         b_at, tile_at = xi * count * f + p * nr, (xi * rows + r0) * f + p * nr
-                        if nr == W:
+                        if even:
+                            _weight_grad_rows(ptrs, c, 0, dg, b_at, f, 0, count, 1, sums, tile_at, f)
+                        elif nr == W:
                             _weight_grad_tile_1(ptrs, c, 0, dg, b_at, f, 0, count, 1, sums, tile_at, f)
                         else:
                             _weight_grad_tile_2(ptrs, c, 0, dg, b_at, f, 0, count, 1, sums, tile_at, f)
