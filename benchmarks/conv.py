@@ -85,7 +85,8 @@ def algorithms(graph) -> dict:
         window = node.inputs[1].shape[:-2]
         geometry = _geometry(window, node.attrs)
         # A stride-1 conv_transpose runs as a convolution by its flipped kernel, (window * C, F).
-        k = int(np.prod(node.inputs[1].shape[:-1])) if node.op == "conv" else int(np.prod(window)) * node.inputs[1].shape[-1]
+        positions = int(np.prod(window))
+        k = positions * (node.inputs[1].shape[-2] if node.op == "conv" else node.inputs[1].shape[-1])
         filters = node.inputs[1].shape[-1] if node.op == "conv" else node.inputs[1].shape[-2]
         methods = tuning.conv_candidates(geometry, k, filters, node.attrs.get("groups", 1), every_size=True)
     return {names[m]: m for m in methods}

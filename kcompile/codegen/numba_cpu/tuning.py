@@ -2,15 +2,17 @@
 
 A convolution runs as im2col tiles into BLAS GEMMs, by direct accumulation, (stride 1)
 as one GEMM per window tap over the input grid, as an implicit GEMM on a register-
-tiled micro-kernel, or (3x3, stride 1) by Winograd's F(2x2, 3x3) or F(4x4, 3x3); its kernel gradient by im2col, taps or the micro-kernel. Which is
+tiled micro-kernel, or (3x3, stride 1) by Winograd's F(2x2, 3x3) or F(4x4, 3x3); its
+kernel gradient by im2col, taps, the micro-kernel or Winograd. Which is
 faster depends on the shape and on the machine (here im2col won over direct
 accumulation even at 9 input taps, against the rule of thumb; taps win at few channels,
 where im2col's copies cost most; the micro-kernel at 16 channels and more, by little
-at 16). The first compile that meets a shape times
-the candidates on random data at a small batch and records the winner in the cache
-folder (`tuning.json`), keyed by the kernel library's digest and the thread count, so
-that later compiles of any model with that shape generate the same code without
-measuring. KCOMPILE_TUNE=0 skips measuring and uses im2col."""
+at 16; Winograd, where it applies, on most of the seed CNNs' 3x3 convolutions). The
+first compile that meets a shape times the candidates on random data at a small batch
+and records the winner in the cache folder (`tuning.json`), keyed by the kernel
+library's digest and the thread count, so that later compiles of any model with that
+shape generate the same code without measuring. KCOMPILE_TUNE=0 skips measuring and
+uses im2col."""
 from __future__ import annotations
 
 import json

@@ -10,12 +10,14 @@ pair instead of 9: 4 for m = 2, 2.25 for m = 4; the transforms are additions (an
 constant multiplications) over vectors of channels.
 
 A parallel job takes a run of tile rows (of one image, or of several small ones): it
-transforms their patches into V, runs the GEMMs on igemm.py's register-tiled micro-kernel (the rows of
-V[xi] its operand rows, U[xi] packed into its panels), transforms the results back into
-the output and runs the epilogue on the band's rows while they are in cache. The input
-and output transforms are generated as LLVM IR from the matrices below (intrinsics, as
-igemm.py's micro-kernel: after changing them, delete this folder's __pycache__), so
-both tile sizes share one implementation. Channels and filters must be whole vectors."""
+transforms their patches into V, runs the GEMMs on igemm.py's register-tiled
+micro-kernel (the rows of V[xi] its operand rows, U[xi] packed into its panels),
+transforms the results back into the output and runs the epilogue on the job's rows
+while they are in cache. Kernel gradients reuse the input transform and transform the
+output gradient's tiles the other way (`conv_weight_grad_winograd`). The transforms are
+generated as LLVM IR from the matrices below (intrinsics, as igemm.py's micro-kernel:
+after changing them, delete this folder's __pycache__), so both tile sizes share one
+implementation. Channels and filters must be whole vectors."""
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
@@ -343,7 +345,8 @@ def conv_weight_grad_winograd(x, g, out, geometry, m):
                     edge[:] = 0.0
                     for i in range(min(m, oh_ - oh0)):
                         for j in range(min(m, ow_ - ow0)):
-                            edge[(i * m + j) * f : (i * m + j + 1) * f] = flat_g[at + i * row + j * f : at + i * row + (j + 1) * f]
+                            pixel = at + i * row + j * f
+                            edge[(i * m + j) * f : (i * m + j + 1) * f] = flat_g[pixel : pixel + f]
                     src, at, row = edge, 0, m * f
                 if m == 2:
                     _grad_tile_2(src, at, row, f, dg, t * f, count * f, f)
