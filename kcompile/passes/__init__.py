@@ -14,7 +14,7 @@ from .dead_code import eliminate_dead_code
 from .expand_composites import expand_composites
 from .fold_scale_shift import fold_scale_shift
 from .fuse_elementwise import fuse_elementwise
-from .fuse_epilogue import fuse_epilogues
+from .fuse_epilogue import fuse_epilogues, fuse_training_epilogues
 from .layout import optimize_layout
 from .memory import MemoryPlan, plan_memory
 
@@ -33,6 +33,10 @@ INFERENCE_PIPELINE = [
     eliminate_dead_code,
 ]
 
+# Training steps run on the Numba CPU backend only, which fills per-channel epilogue
+# operands that change between calls (trainable biases) at each call.
+TRAINING_PIPELINE = [fuse_training_epilogues if p is fuse_epilogues else p for p in INFERENCE_PIPELINE]
+
 PASSES = {p.__name__: p for p in INFERENCE_PIPELINE}
 
 
@@ -50,4 +54,5 @@ def run_pipeline(graph: Graph, passes=None, disable=(), check: bool = False) -> 
     return graph
 
 
-__all__ = ["INFERENCE_PIPELINE", "MemoryPlan", "PASSES", "expand_composites", "plan_memory", "run_pipeline"]
+__all__ = ["INFERENCE_PIPELINE", "MemoryPlan", "PASSES", "TRAINING_PIPELINE", "expand_composites",
+           "fuse_training_epilogues", "plan_memory", "run_pipeline"]

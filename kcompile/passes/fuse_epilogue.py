@@ -4,7 +4,9 @@ is in cache instead of in separate passes over memory.
 
 A step joins when it reads the running value once and is its only reader, keeps the
 output's shape, and its other operand is a per-channel or scalar constant or one
-residual tensor shaped like the output."""
+residual tensor shaped like the output. In training graphs (`fuse_training_epilogues`)
+a per-channel operand may also be a value that changes between calls (a trainable
+bias, bound as an input): a backend that runs those graphs fills its row at each call."""
 from __future__ import annotations
 
 from ..ir import Graph, Kind, get_primitive
@@ -14,13 +16,28 @@ from .rewrite import is_output, param_array, per_channel, single_user
 PRODUCERS = ("matmul", "conv", "conv_transpose")
 
 
-def _operand_ok(graph, other, out_type, residuals):
+def dynamic_per_channel(value, out_type) -> bool:
+    """A non-constant operand that varies only along the output's last axis: (F,) or
+    (1, ..., 1, F), no batch axis."""
+    shape = value.type.shape
+    return (value.dtype == out_type.dtype and None not in shape and len(shape) <= len(out_type.shape)
+            and shape[-1:] == out_type.shape[-1:] and all(d == 1 for d in shape[:-1]))
+
+
+def _operand_ok(graph, other, out_type, residuals, dynamic_channels):
     if graph.is_param(other):
         return per_channel(param_array(graph, other), out_type.shape[-1], len(out_type.shape)) is not None
-    return other.type == out_type and (not residuals or residuals == [other])
+    if other.type == out_type:
+        return not residuals or residuals == [other]
+    return dynamic_channels and dynamic_per_channel(other, out_type)
 
 
-def fuse_epilogues(graph: Graph) -> Graph:
+def fuse_training_epilogues(graph: Graph) -> Graph:
+    """fuse_epilogues with per-channel operands that change between calls (see above)."""
+    return fuse_epilogues(graph, dynamic_channels=True)
+
+
+def fuse_epilogues(graph: Graph, dynamic_channels: bool = False) -> Graph:
     graph = graph.copy()
     users = graph.users()
     removed = set()
@@ -39,14 +56,14 @@ def fuse_epilogues(graph: Graph) -> Graph:
             if user.output.type != out_type or [v is value for v in user.inputs].count(True) != 1:
                 break
             others = [v for v in user.inputs if v is not value]
-            if not all(_operand_ok(graph, o, out_type, residuals) for o in others):
+            if not all(_operand_ok(graph, o, out_type, residuals, dynamic_channels) for o in others):
                 break
             args = []
             for v in user.inputs:
                 if v is value:
                     args.append(("acc",) if not program else ("t", len(program) - 1))
                 else:
-                    if not graph.is_param(v):
+                    if v.type == out_type and not graph.is_param(v):
                         residuals = [v]
                     if v not in extra:
                         extra.append(v)

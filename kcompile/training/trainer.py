@@ -21,7 +21,7 @@ from ..codegen.numba_cpu.threads import configure_threading
 from ..errors import InputError, KcompileError
 from ..frontend.model import ModelWalker
 from ..ir import GraphBuilder
-from ..passes import run_pipeline
+from ..passes import TRAINING_PIPELINE, run_pipeline
 from .penalties import activity_regularizers, penalties_for
 
 
@@ -111,7 +111,7 @@ class Trainer:
         self.grad_outputs = [train.meta["autodiff"]["gradient_outputs"][name] for name in self.wrt]
         self.arrays = {name: forward.params[name] for name in bound}
         self.params = [self.arrays[name] for name in self.wrt]
-        self.graph = run_pipeline(train)
+        self.graph = run_pipeline(train, TRAINING_PIPELINE)
         self.program = compile_graph(self.graph, external={name: self.arrays[name] for name in bound})
 
     def _share_weights(self, forward):

@@ -152,6 +152,33 @@ def test_epilogue_takes_bias_activation_and_residual():
     np.testing.assert_allclose(interpret(g, inputs)[0], interpret(out, inputs)[0], rtol=1e-5, atol=1e-6)
 
 
+def test_training_epilogues_take_a_bias_that_changes_between_calls():
+    """A trainable bias is an input without a batch axis: only the training pipeline's
+    fuse_training_epilogues takes it, as a per-channel operand (not a residual), and the
+    Numba program reads its current value at each call."""
+    from kcompile.codegen.numba_cpu.compiler import compile_graph
+    from kcompile.passes import fuse_training_epilogues
+
+    b = GraphBuilder()
+    x = b.input("x", (None, 5, 5, 3))
+    bias = b.input("bias", (4,))
+    r = b.input("r", (None, 3, 3, 4))
+    y = b.conv(x, b.param(w(3, 3, 3, 4), "k"), strides=(1, 1), dilations=(1, 1), pads=((0, 0), (0, 0)), groups=1)
+    b.output([b.relu(b.add(b.sub(y, bias), r))])
+    g = b.graph
+    assert ops(fuse_epilogues(g)) == ["conv", "sub", "add", "relu"]  # inference graphs: constants only
+    out = fuse_training_epilogues(g)
+    assert ops(out) == ["conv"] and [s[0] for s in out.nodes[0].attrs["epilogue"]] == ["sub", "add", "relu"]
+    verify(out)
+    bias_now = RNG.normal(size=4).astype(np.float32)
+    program = compile_graph(out, external={"bias": bias_now})
+    for _ in range(2):  # updated in place between calls, as an optimizer does
+        inputs = [RNG.normal(size=(2, 5, 5, 3)).astype(np.float32), RNG.normal(size=(2, 3, 3, 4)).astype(np.float32)]
+        expected = interpret(g, [inputs[0], bias_now, inputs[1]])[0]
+        np.testing.assert_allclose(program(inputs, 2)[0], expected, rtol=1e-5, atol=1e-5)
+        bias_now += 1.0
+
+
 def test_elementwise_chains_fuse_into_one_node():
     b = GraphBuilder()
     x = b.input("x", (None, 6))

@@ -43,7 +43,7 @@ def epilogue_args(em, node) -> tuple:
     extra = node.inputs[2:]
     channels = node.output.shape[-1]
     width = max(channels, 2)
-    steps, rows, residual = [], [], None
+    steps, rows, residual, changing = [], [], None, []
     for op, args, attrs in program:
         attrs = dict(attrs)
         code = OPCODES[op]
@@ -61,12 +61,22 @@ def epilogue_args(em, node) -> tuple:
                 vector = per_channel(array, channels, node.output.rank)
                 rows.append(np.pad(vector, (0, width - channels)))
                 steps.append((code, len(rows) - 1, int(not running_first)))
-            else:
+            elif value.type == node.output.type:
                 residual = value
                 steps.append((code, RESIDUAL, int(not running_first)))
+            else:  # per-channel but not constant (a training step's bias): its row is filled at each call
+                rows.append(np.zeros(width, np.float32))
+                changing.append((len(rows) - 1, value))
+                steps.append((code, len(rows) - 1, int(not running_first)))
     steps_expr = em.const(np.array(steps, np.int32).reshape(-1, 3), key=("steps", tuple(steps)))
     chan = np.stack(rows) if rows else np.zeros((1, width), np.float32)
     chan_expr = em.const(chan.astype(np.float32))
+    if changing:
+        live = em.fresh("chan")
+        em.line(f"{live} = {chan_expr}.copy()")
+        for row, value in changing:
+            em.call("np.copyto", f"{live}[{row}, :{channels}]", f"{em.ref(value)}.reshape({channels})")
+        chan_expr = live
     if residual is not None:
         res_expr = f"{em.ref(residual)}.reshape((-1, {channels}))"
     else:
