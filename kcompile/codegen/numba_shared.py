@@ -11,6 +11,7 @@ from ..errors import KcompileError
 from ..ir import Graph, Value
 from ..ir.graph import Node
 from ..ir.ops.shape import resize_source
+from ..ir.program import program_of  # noqa: F401  (the backends import it from here)
 from ..passes.memory import ITEMSIZE, MemoryPlan
 from .common import ConstantPool, identifier, index_text, tuple_text, unique_name
 
@@ -49,14 +50,6 @@ SCALAR_TEMPLATES = {
     "not_equal": "({one} if {0} != {1} else {zero})",
     "where": "({1} if {0} != 0 else {2})",
 }
-
-
-def program_of(node: Node) -> tuple:
-    """A node as a program (a lone primitive is a program of one instruction)."""
-    if node.op == "fused_elementwise":
-        return node.attrs["program"]
-    args = tuple(("in", k) for k in range(len(node.inputs)))
-    return ((node.op, args, tuple(sorted(node.attrs.items()))),)
 
 
 def broadcast_index(input_shape, out_shape, coords) -> str:

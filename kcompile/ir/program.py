@@ -18,6 +18,15 @@ def instruction(op: str, args, attrs=None) -> tuple:
     return (op, tuple(args), tuple(sorted((attrs or {}).items())))
 
 
+def program_of(node) -> tuple:
+    """A node's elementwise program (a lone primitive is a program of one instruction;
+    a fused_reduce_sum's is what it sums)."""
+    if node.op in ("fused_elementwise", "fused_reduce_sum"):
+        return node.attrs["program"]
+    args = tuple(("in", k) for k in range(len(node.inputs)))
+    return ((node.op, args, tuple(sorted(node.attrs.items()))),)
+
+
 def _resolve(arg, inputs, temps, acc):
     kind = arg[0]
     if kind == "in":

@@ -15,6 +15,7 @@ from .expand_composites import expand_composites
 from .fold_scale_shift import fold_scale_shift
 from .fuse_elementwise import fuse_elementwise
 from .fuse_epilogue import fuse_epilogues, fuse_training_epilogues
+from .fuse_reduction import fuse_reduction_prologues
 from .layout import optimize_layout
 from .memory import MemoryPlan, plan_memory
 
@@ -34,8 +35,10 @@ INFERENCE_PIPELINE = [
 ]
 
 # Training steps run on the Numba CPU backend only, which fills per-channel epilogue
-# operands that change between calls (trainable biases) at each call.
+# operands that change between calls (trainable biases) at each call, and lowers
+# fused_reduce_sum.
 TRAINING_PIPELINE = [fuse_training_epilogues if p is fuse_epilogues else p for p in INFERENCE_PIPELINE]
+TRAINING_PIPELINE.insert(TRAINING_PIPELINE.index(fuse_elementwise) + 1, fuse_reduction_prologues)
 
 PASSES = {p.__name__: p for p in INFERENCE_PIPELINE}
 
@@ -55,4 +58,4 @@ def run_pipeline(graph: Graph, passes=None, disable=(), check: bool = False) -> 
 
 
 __all__ = ["INFERENCE_PIPELINE", "MemoryPlan", "PASSES", "TRAINING_PIPELINE", "expand_composites",
-           "fuse_training_epilogues", "plan_memory", "run_pipeline"]
+           "fuse_reduction_prologues", "fuse_training_epilogues", "plan_memory", "run_pipeline"]

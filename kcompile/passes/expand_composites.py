@@ -6,20 +6,24 @@ from __future__ import annotations
 from ..ir import Graph, GraphBuilder, Kind, get_primitive
 
 
-def expand_composites(graph: Graph) -> Graph:
-    """The graph with every composite node written out (the graph itself when it has none:
-    backends call this on whatever they are given)."""
-    if not any(get_primitive(node.op).kind == Kind.COMPOSITE for node in graph.nodes):
+def expand_composites(graph: Graph, keep=()) -> Graph:
+    """The graph with every composite node written out but those whose op is in `keep`
+    (a backend's own lowerings); the graph itself when there are none: backends call
+    this on whatever they are given."""
+    def expands(node):
+        return get_primitive(node.op).kind == Kind.COMPOSITE and node.op not in keep
+
+    if not any(expands(node) for node in graph.nodes):
         return graph
     graph = graph.copy()
     b = GraphBuilder(graph=graph)
     i = 0
     while i < len(graph.nodes):
         node = graph.nodes[i]
-        prim = get_primitive(node.op)
-        if prim.kind != Kind.COMPOSITE:
+        if not expands(node):
             i += 1
             continue
+        prim = get_primitive(node.op)
         del graph.nodes[i]
         b.insert_at = i
         with b.meta(**node.meta):

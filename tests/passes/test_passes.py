@@ -179,6 +179,34 @@ def test_training_epilogues_take_a_bias_that_changes_between_calls():
         bias_now += 1.0
 
 
+def test_reductions_take_an_elementwise_producer_only_they_read():
+    """fuse_reduction_prologues (training pipeline): sum(square(centered)) becomes one
+    fused_reduce_sum while `centered`, read twice, stays; the Numba program's reduction
+    kernels (split over the batch, and over a static tensor's first axis) match the
+    interpreter."""
+    from kcompile.codegen.numba_cpu.compiler import compile_graph
+    from kcompile.passes import fuse_reduction_prologues
+
+    b = GraphBuilder()
+    x = b.input("x", (None, 4, 4, 3))
+    z = b.input("z", (5, 3))
+    centered = b.sub(x, b.param(w(1, 1, 1, 3), "mean"))
+    variance = b.reduce_sum(b.square(centered), axes=(1, 2), keepdims=True)
+    dot = b.reduce_sum(b.mul(z, b.relu(z)), axes=(0,), keepdims=False)
+    b.output([variance, b.mul(centered, b.const(2.0)), dot])
+    g = b.graph
+    out = fuse_reduction_prologues(g)
+    assert ops(out) == ["sub", "fused_reduce_sum", "relu", "fused_reduce_sum", "mul"]
+    verify(out)
+    z_now = RNG.normal(size=(5, 3)).astype(np.float32)
+    program = compile_graph(out, external={"z": z_now})
+    assert program.source.count("out.reshape(-1)[:] = ZERO") == 2  # two reduction kernels
+    for batch in (1, 3):
+        x_now = RNG.normal(size=(batch, 4, 4, 3)).astype(np.float32)
+        for got, expected in zip(program([x_now], batch), interpret(g, [x_now, z_now])):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_elementwise_chains_fuse_into_one_node():
     b = GraphBuilder()
     x = b.input("x", (None, 6))

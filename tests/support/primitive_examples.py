@@ -190,4 +190,11 @@ EXAMPLES.update({
     "max_pool_grad": [([X(2, 6, 6, 3), X(2, 3, 3, 3)], dict(window=(2, 2), strides=(2, 2), pads=((0, 0), (0, 0)))),
                       ([X(2, 7, 3), X(2, 4, 3)], dict(window=(3,), strides=(2,), pads=((1, 1),)))],
     "scatter_add": [([("in", i(3, 5, high=10)), X(3, 5, 4)], dict(rows=10))],
+    # the training pipeline's fused reductions (composite: backends without a lowering get
+    # the program, then reduce_sum)
+    "fused_reduce_sum": [
+        ([X(3, 2, 2, 4), P(f(1, 1, 1, 4))],
+         dict(program=(("sub", (("in", 0), ("in", 1)), ()), ("square", (("t", 0),), ())), axes=(1, 2), keepdims=True)),
+        ([X(3, 5, 4), X(3, 5, 4)], dict(program=(("mul", (("in", 0), ("in", 1)), ()),), axes=(1,), keepdims=False)),
+    ],
 })

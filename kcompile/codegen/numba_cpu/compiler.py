@@ -138,9 +138,9 @@ class NumbaProgram:
 def compile_graph(graph: Graph, folder: str | None = None, external: dict | None = None) -> NumbaProgram:
     """external: {input name: array} for inputs bound to arrays the caller owns (and may
     update in place between calls) instead of being copied in at every call. Composite
-    primitives are written out first."""
+    primitives without a lowering here are written out first."""
     external = dict(external or {})
-    graph = expand_composites(graph)
+    graph = expand_composites(graph, keep=LOWERINGS)  # fused_reduce_sum has a lowering of its own
     plan = plan_memory(graph, external=list(external), transposed_views=transposes_read_in_place(graph))
     source, pools = generate_source(graph, plan)
     return NumbaProgram(graph, plan, source, pools, folder, external=list(external.values()))

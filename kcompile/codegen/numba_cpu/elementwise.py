@@ -4,6 +4,8 @@ along their size-1 axes."""
 from __future__ import annotations
 
 from ...ir.graph import Node
+from ...ir.program import program_type
+from ...ir.shapes import normalize_axes
 from ..numba_shared import SCALAR_TEMPLATES, broadcast_index, program_of
 
 # Scalar expression templates ({0}, {1}, {2} are the operands): sigmoid, sign and
@@ -56,13 +58,8 @@ def elementwise_kernel(name: str, node: Node, comment: str) -> str:
         loops = [(f"i{d}", f"out.shape[{d}]" if n is None else str(n)) for d, n in enumerate(out.shape)]
         loads = [f"in{k}[{broadcast_index(v.shape, out.shape, loop_vars)}]" for k, v in enumerate(inputs)]
         target, size = (f"out[{', '.join(loop_vars)}]" if out.rank else "out[0]"), "out.size"
-    body = [f"x{k} = {load}" for k, load in enumerate(loads)]
-    temps = []
-    for j, (op, args, attrs) in enumerate(program_of(node)):
-        operands = [f"x{a[1]}" if a[0] == "in" else temps[a[1]] for a in args]
-        body.append(f"t{j} = {scalar_expression(op, operands, dict(attrs))}")
-        temps.append(f"t{j}")
-    body.append(f"{target} = {temps[-1]}")
+    body = _program_body(node, loads)
+    body.append(f"{target} = t{len(program_of(node)) - 1}")
     if not threaded:
         return "\n".join(lines + _loop_nest(loops, body, "range", "    "))
     lines.append(f"    if {size} < {PARALLEL_MIN}:")
@@ -70,6 +67,43 @@ def elementwise_kernel(name: str, node: Node, comment: str) -> str:
     lines.append("    else:")
     lines += _loop_nest(loops, body, "prange", "        ")
     return "\n".join(lines)
+
+
+def _program_body(node: Node, loads: list) -> list:
+    """Lines computing the node's program from its operands' loads: the result is the
+    last `t` variable."""
+    body = [f"x{k} = {load}" for k, load in enumerate(loads)]
+    for j, (op, args, attrs) in enumerate(program_of(node)):
+        operands = [f"x{a[1]}" if a[0] == "in" else f"t{a[1]}" for a in args]
+        body.append(f"t{j} = {scalar_expression(op, operands, dict(attrs))}")
+    return body
+
+
+def reduction_kernel(name: str, node: Node, comment: str) -> str:
+    """Source of an @njit kernel `name(in0, ..., out)` for a fused_reduce_sum: one loop
+    nest over the program's full shape adding each element into `out` (the result with
+    its reduced axes kept as size 1). The outermost axis is split over threads when it
+    is not reduced (each thread then owns its rows of `out`)."""
+    inputs = node.inputs
+    full = program_type(node.attrs["program"], [v.type for v in inputs]).shape
+    axes = normalize_axes(node.attrs["axes"], len(full))
+    coords = [f"i{d}" for d in range(len(full))]
+    bounds = []
+    for d, n in enumerate(full):
+        if n is not None:
+            bounds.append(str(n))
+            continue  # the batch axis: its length from an operand that has it
+        k = next(k for k, v in enumerate(inputs) if len(v.shape) == len(full) and v.shape[d] is None)
+        bounds.append(f"in{k}.shape[{d}]")
+    loads = [f"in{k}[{broadcast_index(v.shape, full, coords)}]" for k, v in enumerate(inputs)]
+    body = _program_body(node, loads)
+    target = ", ".join("0" if d in axes else c for d, c in enumerate(coords))
+    body.append(f"out[{target}] += t{len(program_of(node)) - 1}")
+    threaded = 0 not in axes and len(full) > 1
+    lines = [f"@njit(cache=True, nogil=True, fastmath=FASTMATH{', parallel=True' if threaded else ''})",
+             f"def {name}({', '.join(f'in{k}' for k in range(len(inputs)))}, out):", f'    """{comment}"""',
+             "    out.reshape(-1)[:] = ZERO"]
+    return "\n".join(lines + _loop_nest(list(zip(coords, bounds)), body, "prange" if threaded else "range", "    "))
 
 
 def _loop_nest(loops: list, body: list, outer: str, indent: str) -> list:

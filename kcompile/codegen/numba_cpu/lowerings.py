@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import Kind, all_primitives
-from ...ir.program import format_program
+from ...ir.program import format_program, program_type
+from ...ir.shapes import normalize_axes
 from ...passes.rewrite import per_channel
 from ..common import LoweringTable, tuple_text
 from ..numba_shared import resize_geometry, resize_tables, rnn_initial_states, rnn_operands
-from .elementwise import elementwise_kernel, program_of
+from .elementwise import elementwise_kernel, program_of, reduction_kernel
 from .kernels.conv import IGEMM, WINOGRAD_2, WINOGRAD_4
 from .kernels.epilogue import RESIDUAL
 from .kernels.rnn import ACTIVATIONS as RNN_ACTIVATIONS
@@ -273,6 +274,21 @@ def lower_reduce(em, node):
         outer, inner = tuple(x.shape[i] for i in range(x.rank) if i not in axes), ()
     dims = ["-1" if None in g else str(int(np.prod(g))) for g in (outer, inner)]
     em.call("R.reduce", view, f"{em.ref(out)}.reshape(({dims[0]}, {dims[1]}))", REDUCTIONS[node.op])
+
+
+@lowering("fused_reduce_sum")
+def lower_fused_reduce_sum(em, node):
+    rank = program_type(node.attrs["program"], [v.type for v in node.inputs]).rank
+    axes = normalize_axes(node.attrs["axes"], rank)
+    # The output with its reduced axes as size 1, as the kernel writes it.
+    dims = iter(em.dims(node.output))
+    kept = list(dims) if node.attrs.get("keepdims") else ["1" if d in axes else next(dims) for d in range(rank)]
+    program = format_program(node.attrs["program"], [f"in{k}" for k in range(len(node.inputs))])
+    text = f"sum of {program} over axes {tuple(axes)}"
+    name = em.shared_kernel(f"k_{node.output.name}", lambda kernel, doc: reduction_kernel(kernel, node, doc),
+                            f"{node.meta.get('layer', '')}: out = {text}")
+    em.comment(f"{node.meta.get('layer', node.op)}: {text}")
+    em.call(name, *[em.ref(v) for v in node.inputs], f"{em.ref(node.output)}.reshape(({', '.join(kept)},))")
 
 
 @lowering("softmax", "log_softmax")

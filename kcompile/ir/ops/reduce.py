@@ -5,8 +5,10 @@ import numpy as np
 
 from ...errors import IRError
 from ..graph import TensorType
+from ..program import program_type, run_program
 from ..registry import Kind, Primitive, define, primitive
 from ..shapes import normalize_axes, normalize_axis
+from .grad_ops import grad_by_decomposition
 
 
 def _reduce_type(x: TensorType, *, axes, keepdims=False) -> TensorType:
@@ -133,3 +135,29 @@ class LogSoftmax:
     def decompose(b, x, *, axis):
         shifted = b.sub(x, b.reduce_max(x, axes=(axis,), keepdims=True))
         return b.sub(shifted, b.log(b.reduce_sum(b.exp(shifted), axes=(axis,), keepdims=True)))
+
+
+@primitive("fused_reduce_sum", Kind.COMPOSITE)
+class FusedReduceSum:
+    """sum over `axes` of an elementwise program of the inputs (ir.program), in one pass:
+    the program's full-size result is never stored. Made by the training pipeline's
+    fuse_reduction_prologues (a batch-normalization layer's sum of squares and its
+    gradient's sum of dy * xhat); a backend without a lowering gets its decomposition,
+    the program as a fused_elementwise node and then reduce_sum."""
+
+    @staticmethod
+    def infer(*inputs, program, axes, keepdims=False):
+        return _reduce_type(program_type(program, list(inputs)), axes=axes, keepdims=keepdims)
+
+    @staticmethod
+    def reference(*inputs, program, axes, keepdims=False):
+        values = run_program(program, list(inputs))
+        return np.asarray(np.sum(values, axis=tuple(axes), keepdims=keepdims), dtype=values.dtype)
+
+    @staticmethod
+    def decompose(b, *inputs, program, axes, keepdims=False):
+        return b.reduce_sum(b.emit("fused_elementwise", *inputs, program=program), axes=axes, keepdims=keepdims)
+
+    @staticmethod
+    def grad(b, node, out_grads):
+        return grad_by_decomposition(b, node, out_grads)
