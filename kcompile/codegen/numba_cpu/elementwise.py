@@ -88,13 +88,14 @@ def reduction_kernel(name: str, node: Node, comment: str) -> str:
     full = program_type(node.attrs["program"], [v.type for v in inputs]).shape
     axes = normalize_axes(node.attrs["axes"], len(full))
     coords = [f"i{d}" for d in range(len(full))]
-    bounds = []
-    for d, n in enumerate(full):
-        if n is not None:
-            bounds.append(str(n))
-            continue  # the batch axis: its length from an operand that has it
-        k = next(k for k, v in enumerate(inputs) if len(v.shape) == len(full) and v.shape[d] is None)
-        bounds.append(f"in{k}.shape[{d}]")
+    bounds = [str(n) for n in full]
+    if None in full:  # the batch axis: its length read from an operand that has it
+        d = full.index(None)
+        for k, v in enumerate(inputs):
+            offset = len(full) - len(v.shape)  # operands broadcast from the right
+            if d >= offset and v.shape[d - offset] is None:
+                bounds[d] = f"in{k}.shape[{d - offset}]"
+                break
     loads = [f"in{k}[{broadcast_index(v.shape, full, coords)}]" for k, v in enumerate(inputs)]
     body = _program_body(node, loads)
     target = ", ".join("0" if d in axes else c for d, c in enumerate(coords))
