@@ -5,7 +5,8 @@ float32 training is chaotic: a pre-activation within rounding distance of zero f
 ReLU mask, and BatchNormalization amplifies the difference. Keras against itself
 (TensorFlow's oneDNN kernels on, then off) differs by 1.9e-4 on ResNet20's fourth step
 and by 1e-2 ten steps later (measured). So MLP and CNN must stay within 1e-4 for all 20
-steps; ResNet20 within 1e-4 for its first steps and within 1e-2 after."""
+steps; ResNet20 within 1e-4 for its first steps and within 1e-2 after, its BatchNorm
+moving statistics within 1e-3 at the end of those first steps."""
 import numpy as np
 import pytest
 
@@ -60,10 +61,15 @@ def test_per_step_loss_follows_keras(saved, name, optimizer):
         got = compiled.train_on_batch(x, y, return_dict=True)
         tolerance = 1e-4 if step < exact else 1e-2
         assert abs(got["loss"] - expected["loss"]) <= tolerance * abs(expected["loss"]), (step, got, expected)
-    # The trained models agree on new data, and BatchNormalization's moving statistics moved alike.
+        if step == exact - 1:
+            # BatchNormalization's moving statistics moved alike while the runs agree (after
+            # that they drift apart as chaotically as the losses: ResNet20's went past 2e-2
+            # of each other by step 20 with one mix of convolution algorithms, within 1e-3
+            # at step 4 with every mix tried).
+            for ours, theirs, variable in zip(compiled.get_weights(), reference.get_weights(), reference.weights):
+                if "moving" in variable.path:
+                    assert np.allclose(ours, theirs, rtol=1e-3, atol=1e-4), (step, variable.path)
+    # The trained models agree on new data.
     x = np.random.default_rng(99).normal(size=(8,) + tuple(reference.inputs[0].shape[1:])).astype(np.float32)
     ours, theirs = compiled.predict(x, verbose=0), reference.predict(x, verbose=0)
     assert np.abs(ours - theirs).max() <= (1e-3 if exact == STEPS else 5e-2), np.abs(ours - theirs).max()
-    for ours, theirs, variable in zip(compiled.get_weights(), reference.get_weights(), reference.weights):
-        if "moving" in variable.path:
-            assert np.allclose(ours, theirs, rtol=2e-2, atol=2e-3), variable.path
