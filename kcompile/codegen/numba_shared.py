@@ -11,7 +11,6 @@ from ..errors import KcompileError
 from ..ir import Graph, Value
 from ..ir.graph import Node
 from ..ir.ops.shape import resize_source
-from ..ir.program import program_of  # noqa: F401  (the backends import it from here)
 from ..passes.memory import ITEMSIZE, MemoryPlan
 from .common import ConstantPool, identifier, index_text, tuple_text, unique_name
 

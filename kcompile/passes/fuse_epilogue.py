@@ -16,7 +16,7 @@ from .rewrite import is_output, param_array, per_channel, single_user
 PRODUCERS = ("matmul", "conv", "conv_transpose")
 
 
-def dynamic_per_channel(value, out_type) -> bool:
+def _dynamic_per_channel(value, out_type) -> bool:
     """A non-constant operand that varies only along the output's last axis: (F,) or
     (1, ..., 1, F), no batch axis."""
     shape = value.type.shape
@@ -29,7 +29,7 @@ def _operand_ok(graph, other, out_type, residuals, dynamic_channels):
         return per_channel(param_array(graph, other), out_type.shape[-1], len(out_type.shape)) is not None
     if other.type == out_type:
         return not residuals or residuals == [other]
-    return dynamic_channels and dynamic_per_channel(other, out_type)
+    return dynamic_channels and _dynamic_per_channel(other, out_type)
 
 
 def fuse_training_epilogues(graph: Graph) -> Graph:

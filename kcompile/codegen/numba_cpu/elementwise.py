@@ -4,9 +4,9 @@ along their size-1 axes."""
 from __future__ import annotations
 
 from ...ir.graph import Node
-from ...ir.program import program_type
+from ...ir.program import program_of, program_type
 from ...ir.shapes import normalize_axes
-from ..numba_shared import SCALAR_TEMPLATES, broadcast_index, program_of
+from ..numba_shared import SCALAR_TEMPLATES, broadcast_index
 
 # Scalar expression templates ({0}, {1}, {2} are the operands): sigmoid, sign and
 # softplus call the kernel library's scalar functions.

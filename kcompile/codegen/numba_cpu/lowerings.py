@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import Kind, all_primitives
-from ...ir.program import format_program, program_type
+from ...ir.program import format_program, program_of, program_type
 from ...ir.shapes import normalize_axes
 from ...passes.rewrite import per_channel
 from ..common import LoweringTable, tuple_text
 from ..numba_shared import resize_geometry, resize_tables, rnn_initial_states, rnn_operands
-from .elementwise import elementwise_kernel, program_of, reduction_kernel
+from .elementwise import elementwise_kernel, reduction_kernel
 from .kernels.conv import IGEMM, WINOGRAD_2, WINOGRAD_4
 from .kernels.epilogue import RESIDUAL
 from .kernels.rnn import ACTIVATIONS as RNN_ACTIVATIONS

@@ -4,8 +4,9 @@ in registers, one store. Epilogues of matmul and convolution use the same expres
 from __future__ import annotations
 
 from ...ir.graph import Node
+from ...ir.program import program_of
 from ..common import index_text
-from ..numba_shared import SCALAR_TEMPLATES, broadcast_index, program_of
+from ..numba_shared import SCALAR_TEMPLATES, broadcast_index
 from .source import Code, dim_exprs, unflatten
 
 # The operands ({0}, {1}, {2}) are names or pure loads: repeating one is harmless; {zero}

@@ -8,10 +8,10 @@ from ...errors import KcompileError
 from ...ir import Kind, all_primitives
 from ..common import LoweringTable
 from ..numba_shared import resize_geometry, resize_tables, rnn_initial_states, rnn_operands
-from ...ir.program import format_program
+from ...ir.program import format_program, program_of
 from ...passes.rewrite import per_channel
 from . import gemm, movement, reduce, rnn, window
-from .elementwise import elementwise_kernel, program_lines, program_of
+from .elementwise import elementwise_kernel, program_lines
 from .elementwise import literal as scalar_literal
 from .source import unflatten
 

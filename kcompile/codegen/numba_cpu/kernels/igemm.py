@@ -136,11 +136,25 @@ def _segments(geometry, grid_dims, c):
 
 
 @njit(cache=True, nogil=True)
+def panel_shape(f):
+    """(NR, MR) of a product's register tile for f output columns: one vector of columns
+    when they fit in one, else two."""
+    return (W, MR1) if f <= W else (2 * W, MR2)
+
+
+@njit(cache=True, nogil=True)
+def weight_grad_panel_shape(f):
+    """(NR, MR) of the kernel-gradient micro-kernel's tile for f filters (a multiple of
+    the vector width): two vectors of filters when they divide into them."""
+    return (2 * W, MR2) if f % (2 * W) == 0 else (W, MR1)
+
+
+@njit(cache=True, nogil=True)
 def pack(w2d):
     """w2d (K, F) as conv_packed reads it: constant weights are packed once, when the
     program is bound (packing on each call cost batch-1 inference more than some of its
     convolutions)."""
-    return _pack(w2d, W if w2d.shape[1] <= W else 2 * W)
+    return _pack(w2d, panel_shape(w2d.shape[1])[0])
 
 
 @njit(cache=True, nogil=True)
@@ -170,8 +184,7 @@ def conv_packed(x, packed, k, out, geometry, steps, chan, res):
     seg_offsets, seg_lengths = _segments(geometry, (gd, gh, gw), c)
     nseg = seg_offsets.shape[0]
     firsts = np.arange(nseg).astype(np.int64)
-    nr = W if f <= W else 2 * W
-    mr = MR1 if f <= W else MR2
+    nr, mr = panel_shape(f)
     panels = (f + nr - 1) // nr
     rows = n_ * od_ * oh_ * ow_
     out2 = out.reshape((rows, f))
@@ -293,8 +306,7 @@ def conv_weight_grad_igemm(x, g, out, geometry):
     offsets = _tap_offsets(geometry, gh, gw)
     a_step, a_line = sw * c, sh * gw * c  # input floats between a line's pixels, between lines
     m = offsets.shape[0] * c
-    nr = 2 * W if f % (2 * W) == 0 else W
-    mr = MR2 if nr == 2 * W else MR1
+    nr, mr = weight_grad_panel_shape(f)
     band = max(1, min(oh_, WGRAD_PIXELS // ow_))  # output lines per micro-kernel call
     bands = (oh_ + band - 1) // band
     units = n_ * od_ * bands  # (image, depth, band): a band's lines are sh * gw grid pixels apart

@@ -26,8 +26,8 @@ from numba.extending import intrinsic
 from ...native.irhelp import F32, I64, VOID, Fn, i64
 from ...native.k_gemm import FLOAT_P
 from .epilogue import apply
-from .igemm import (MR, MR1, MR2, W, _address, _aligned, _flat_grid, _micro_tile_1, _micro_tile_2,
-                    _weight_grad_tile_1, _weight_grad_tile_2, _weight_grad_tile_intrinsic)
+from .igemm import (MR, W, _address, _aligned, _flat_grid, _micro_tile_1, _micro_tile_2, _weight_grad_tile_1,
+                    _weight_grad_tile_2, _weight_grad_tile_intrinsic, panel_shape, weight_grad_panel_shape)
 from .scalar import FASTMATH
 
 # B^T (input), G (kernel) and A^T (output) for F(2x2, 3x3) and F(4x4, 3x3), interpolation
@@ -180,11 +180,6 @@ def applies(geometry, groups, channels, filters):
     return window and unit and groups == 1 and channels % W == 0 and filters % W == 0
 
 
-@njit(cache=True, nogil=True)
-def panel_width(f):
-    return W if f <= W else 2 * W
-
-
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def pack(w2d, m):
     """w2d (9 * C, F), rows (kh, kw, c), as U = G g G^T in the micro-kernel's panels:
@@ -194,7 +189,7 @@ def pack(w2d, m):
     a = m + 2
     k, f = w2d.shape
     c = k // 9
-    nr = panel_width(f)
+    nr = panel_shape(f)[0]
     panels = (f + nr - 1) // nr
     packed = _aligned(a * a * panels * c * nr)
     view = packed.reshape((a * a, panels, c, nr))
@@ -214,15 +209,22 @@ def pack(w2d, m):
     return packed
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _tile_origin(u0, t, tiles_h, tiles_w, m):
+    """(plane, first output row, first output column) of tile t of a run of tile rows
+    (units) starting at u0: planes are (image, depth) pairs, tiles_h tile rows each."""
+    unit = u0 + t // tiles_w
+    return unit // tiles_h, unit % tiles_h * m, t % tiles_w * m
+
+
 @njit(cache=True, nogil=True)
 def _transform_inputs(flat, grid_dims, c, m, od_, tiles_h, tiles_w, u0, count, v):
     """v (positions, count, c) = B^T d B for the `count` tiles from tile row (unit) u0 on,
     d their patches of the padded input `flat` (taps.py's grid, of grid_dims)."""
     gd, gh, gw = grid_dims
     for t in range(count):
-        unit = u0 + t // tiles_w
-        plane, row = unit // tiles_h, unit % tiles_h
-        corner = (((plane // od_ * gd + plane % od_) * gh + row * m) * gw + t % tiles_w * m) * c
+        plane, oh0, ow0 = _tile_origin(u0, t, tiles_h, tiles_w, m)
+        corner = (((plane // od_ * gd + plane % od_) * gh + oh0) * gw + ow0) * c
         if m == 2:
             _input_tile_2(flat, corner, gw * c, c, v, t * c, count * c, c)
         else:
@@ -248,8 +250,7 @@ def conv_winograd_packed(x, packed, out, geometry, m, steps, chan, res):
     flat, (gd, gh, gw) = _flat_grid(x, geometry, (od_, tiles_h * m, tiles_w * m))  # whole tiles inside the grid
     flat_out = out.reshape(-1)
     out2 = out.reshape((-1, f))
-    nr = panel_width(f)
-    mr = MR1 if nr == W else MR2
+    nr, mr = panel_shape(f)
     panels = (f + nr - 1) // nr
     firsts = np.zeros(1, np.int64)
     lengths = np.full(1, c, np.int64)
@@ -282,8 +283,7 @@ def conv_winograd_packed(x, packed, out, geometry, m, steps, chan, res):
                         _micro_tile_2(ptrs, firsts, lengths, packed, (xi * panels + p) * c * nr, tile)
         stride = blocks * panels * mr * nr  # between positions in `products`
         for t in range(count):
-            unit = u0 + t // tiles_w
-            plane, oh0, ow0 = unit // tiles_h, unit % tiles_h * m, t % tiles_w * m
+            plane, oh0, ow0 = _tile_origin(u0, t, tiles_h, tiles_w, m)
             for p in range(panels):
                 for i in range(m):
                     for j in range(m):
@@ -317,8 +317,7 @@ def conv_weight_grad_winograd(x, g, out, geometry, m):
     tiles_h, tiles_w = (oh_ + m - 1) // m, (ow_ + m - 1) // m
     flat, grid_dims = _flat_grid(x, geometry, (od_, tiles_h * m, tiles_w * m))
     flat_g = g.reshape(-1)
-    nr = 2 * W if f % (2 * W) == 0 else W
-    mr = MR2 if nr == 2 * W else MR1
+    nr, mr = weight_grad_panel_shape(f)
     even = nr == W and c % mr != 0 and c % EVEN_ROWS == 0
     mr = EVEN_ROWS if even else mr
     rows = (c + mr - 1) // mr * mr  # whole tiles of channel rows: rows past c are scratch
@@ -338,8 +337,7 @@ def conv_weight_grad_winograd(x, g, out, geometry, m):
             count = (min(units, u0 + per_chunk) - u0) * tiles_w
             _transform_inputs(flat, grid_dims, c, m, od_, tiles_h, tiles_w, u0, count, v)
             for t in range(count):
-                unit = u0 + t // tiles_w
-                plane, oh0, ow0 = unit // tiles_h, unit % tiles_h * m, t % tiles_w * m
+                plane, oh0, ow0 = _tile_origin(u0, t, tiles_h, tiles_w, m)
                 src, at, row = flat_g, ((plane * oh_ + oh0) * ow_ + ow0) * f, ow_ * f
                 if oh0 + m > oh_ or ow0 + m > ow_:
                     edge[:] = 0.0
