@@ -10,6 +10,7 @@ import pytest
 from kcompile.codegen.numba_cpu import lowerings, tuning
 from kcompile.codegen.numba_cpu.compiler import compile_graph
 from kcompile.codegen.numba_cpu.kernels import conv as C
+from kcompile.codegen.numba_cpu.kernels import winograd
 from kcompile.codegen.numba_cpu.kernels.igemm import W as VECTOR_WIDTH
 from kcompile.ir import GraphBuilder, interpret
 
@@ -93,15 +94,19 @@ def test_choice_is_measured_once_then_read_from_the_cache(tmp_path, monkeypatch)
     assert tuning.conv_method(shapes[0], (18, 8), shapes[2], shapes[3], 2) == C.IM2COL
     assert len(measured) == 4
     wide = (shapes[0][:-1] + (tuning.MEASURE_MAX_K,), (9 * tuning.MEASURE_MAX_K, 8), shapes[2], shapes[3])
-    assert tuning.conv_method(*wide, 1) in (C.IM2COL, C.TAPS, C.IGEMM) and len(measured) == 7
+    # ... and Winograd where its vectors fit the channels (8 filters: AVX2's 8-float vectors, not AVX-512's 16)
+    wide_winograd = winograd.applies(wide[3], 1, tuning.MEASURE_MAX_K, 8)
+    expected = (C.IM2COL, C.TAPS, C.IGEMM) + ((C.WINOGRAD_2, C.WINOGRAD_4) if wide_winograd else ())
+    assert tuning.conv_method(*wide, 1) in expected and len(measured) == 7 + 2 * wide_winograd
+    measured_before = len(measured)
     # A 1x1 window at stride 1 is one GEMM (not measured); at stride 2, im2col or igemm.
     strided = shapes[3][:3] + (2, 2, 2) + shapes[3][6:]
     one_by_one = (1, 1, 1) + shapes[3][3:]
     assert tuning.conv_method(shapes[0], (2, 8), shapes[0][:-1] + (8,), one_by_one, 1) == C.IM2COL
-    assert len(measured) == 7
+    assert len(measured) == measured_before
     half = (None, 1, 6, 6, 8)
     assert tuning.conv_method(shapes[0], (2, 8), half, one_by_one[:3] + (2, 2, 2) + one_by_one[6:], 1) in (
-        C.IM2COL, C.IGEMM) and len(measured) == 9
+        C.IM2COL, C.IGEMM) and len(measured) == measured_before + 2
     # Kernel gradients: im2col, taps at stride 1, igemm with filters in whole vectors.
     measured_before = len(measured)
     candidates = 3 if shapes[2][-1] % VECTOR_WIDTH == 0 else 2
