@@ -47,6 +47,7 @@ SCALAR_TEMPLATES = {
     "less_equal": "({one} if {0} <= {1} else {zero})",
     "equal": "({one} if {0} == {1} else {zero})",
     "not_equal": "({one} if {0} != {1} else {zero})",
+    "relu_grad": "({0} if {1} > {zero} else {zero})",
     "where": "({1} if {0} != 0 else {2})",
 }
 

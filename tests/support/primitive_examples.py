@@ -29,7 +29,7 @@ UNARY_DOMAIN = {"log": pos, "sqrt": pos, "rsqrt": pos, "log1p": pos, "reciprocal
 UNARY = ["identity", "neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "square", "reciprocal", "tanh",
          "sigmoid", "relu", "erf", "sign", "floor", "softplus"]
 BINARY = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "greater", "greater_equal", "less", "less_equal",
-          "equal", "not_equal"]
+          "equal", "not_equal", "relu_grad"]
 
 
 def _rnn_weights(features, units, gates, gru_reset_after=False):
@@ -188,6 +188,8 @@ EXAMPLES.update({
         ([X(2, 6, 6, 2), X(2, 4, 4, 3)], dict(window=(2, 2), strides=(1, 1), dilations=(2, 2), pads=((0, 0), (0, 0)))),
     ],
     "max_pool_grad": [([X(2, 6, 6, 3), X(2, 3, 3, 3)], dict(window=(2, 2), strides=(2, 2), pads=((0, 0), (0, 0)))),
+                      # windows that tile all but the last row and column (no gradient there)
+                      ([X(2, 7, 5, 3), X(2, 3, 2, 3)], dict(window=(2, 2), strides=(2, 2), pads=((0, 0), (0, 0)))),
                       ([X(2, 7, 3), X(2, 4, 3)], dict(window=(3,), strides=(2,), pads=((1, 1),)))],
     "scatter_add": [([("in", i(3, 5, high=10)), X(3, 5, 4)], dict(rows=10))],
     # the training pipeline's fused reductions (composite: backends without a lowering get

@@ -13,7 +13,7 @@ from ...errors import KcompileError
 from .irhelp import F32, I32, const, elem_type, ir_type, width_of
 
 FLOAT_ONLY = {"exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "reciprocal", "tanh", "sigmoid", "erf", "softplus",
-              "div", "pow"}
+              "div", "pow", "relu_grad"}
 COMPARISONS = {"greater": (">", "ogt"), "greater_equal": (">=", "oge"), "less": ("<", "olt"),
                "less_equal": ("<=", "ole"), "equal": ("==", "oeq"), "not_equal": ("!=", "une")}
 LIBM = {"log1p": "log1pf", "expm1": "expm1f", "erf": "erff"}
@@ -199,6 +199,10 @@ def _f_relu(f, x):
     return f.b.select(f.b.fcmp_ordered("<", x, _fconst(x, 0.0)), _fconst(x, 0.0), x)
 
 
+def _f_relu_grad(f, g, y):
+    return f.b.select(f.b.fcmp_ordered(">", y, _fconst(y, 0.0)), g, _fconst(g, 0.0))
+
+
 def _f_sign(f, x):
     b = f.b
     pos = b.select(b.fcmp_ordered(">", x, _fconst(x, 0.0)), _fconst(x, 1.0), x)
@@ -225,6 +229,7 @@ FLOAT_RULES = {
     "tanh": tanh,
     "sigmoid": sigmoid,
     "relu": _f_relu,
+    "relu_grad": _f_relu_grad,
     "sign": _f_sign,
     "floor": lambda f, x: f.intrinsic("floor", [x]),
     "softplus": _f_softplus,

