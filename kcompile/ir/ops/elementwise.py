@@ -209,8 +209,8 @@ BINARY = {
     "equal": (np.equal, "1 where a == b else 0"),
     "not_equal": (np.not_equal, "1 where a != b else 0"),
     # ReLU's gradient g where y > 0 as one primitive, not g * (y > 0): an epilogue reads y
-    # as its residual operand instead of a mask materialized for it, and NaN/inf in g stay
-    # where y <= 0 is 0 (TensorFlow's ReluGrad selects as well).
+    # as its residual operand instead of a mask stored for it, and a NaN or inf in g where
+    # y <= 0 gives 0, not NaN (TensorFlow's ReluGrad selects as well).
     "relu_grad": (lambda a, b: np.where(b > 0, a, 0), "a where b > 0 else 0 (ReLU's gradient; b its output)"),
 }
 
