@@ -83,7 +83,8 @@ def test_tiles_split_the_longer_side_of_the_output():
 
 
 BINARY_NUMPY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "maximum": np.maximum,
-                "minimum": np.minimum, "greater": np.greater, "less_equal": np.less_equal}
+                "minimum": np.minimum, "greater": np.greater, "less_equal": np.less_equal,
+                "relu_grad": lambda a, b: np.where(b > 0, a, 0)}
 
 
 @pytest.mark.parametrize("op", sorted(BINARY_NUMPY))
@@ -94,9 +95,10 @@ def test_epilogue_binary_steps_match_numpy(op, rev):
     from kcompile.codegen.numba_cpu.kernels.epilogue import apply
 
     rng = np.random.default_rng(1)
-    out = rng.uniform(0.5, 2, size=(7, 40)).astype(np.float32)
-    chan = rng.uniform(0.5, 2, size=(2, 16)).astype(np.float32)
-    res = rng.uniform(0.5, 2, size=(9, 16)).astype(np.float32)
+    low = -2 if op == "relu_grad" else 0.5  # both signs where the sign decides; else no zero divisor
+    out = rng.uniform(low, 2, size=(7, 40)).astype(np.float32)
+    chan = rng.uniform(low, 2, size=(2, 16)).astype(np.float32)
+    res = rng.uniform(low, 2, size=(9, 16)).astype(np.float32)
     fn = BINARY_NUMPY[op]
     for operand, other in ((1, chan[1][None, :]), (RESIDUAL, res[2:9])):
         block = out.copy()
