@@ -38,8 +38,9 @@ def cases():
 
 
 def not_differentiable(op, attrs) -> set:
-    """Inputs used as selectors (0/1 masks): finite differences jump across 0 there."""
-    if op == "where":
+    """Inputs used as selectors (0/1 masks, the pooled input that picks where a max pool's
+    gradient goes): finite differences jump where the selection changes."""
+    if op in ("where", "max_pool_grad"):
         return {0}
     if attrs.get("has_mask"):
         return {4}

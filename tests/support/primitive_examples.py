@@ -22,6 +22,11 @@ def i(*shape, high=5):
     return RNG.integers(0, high, shape).astype(np.int32)
 
 
+def ties(*shape):
+    """Few distinct values: windows with several maxima (which one gets the gradient)."""
+    return RNG.integers(0, 3, shape).astype(np.float32)
+
+
 X = lambda *s: ("in", f(*s))  # noqa: E731
 P = lambda a: ("param", a)  # noqa: E731
 
@@ -99,6 +104,7 @@ EXAMPLES = {
               epilogue=(("mul", (("acc",), ("in", 0)), ()), ("sigmoid", (("t", 0),), ())))),
     ],
     "max_pool": [([X(2, 6, 6, 3)], dict(window=(2, 2), strides=(2, 2), pads=((0, 0), (0, 0)))),
+                 ([X(2, 7, 5, 9)], dict(window=(2, 2), strides=(2, 2), pads=((0, 0), (0, 0)))),  # odd sizes
                  ([X(2, 7, 3)], dict(window=(3,), strides=(2,), pads=((1, 1),)))],
     "avg_pool": [([X(2, 6, 6, 3)], dict(window=(3, 3), strides=(2, 2), pads=((1, 1), (1, 1)), count_include_pad=False)),
                  ([X(2, 5, 5, 2)], dict(window=(2, 2), strides=(1, 1), pads=((0, 0), (0, 0)), count_include_pad=True))],
@@ -190,6 +196,7 @@ EXAMPLES.update({
     "max_pool_grad": [([X(2, 6, 6, 3), X(2, 3, 3, 3)], dict(window=(2, 2), strides=(2, 2), pads=((0, 0), (0, 0)))),
                       # windows that tile all but the last row and column (no gradient there)
                       ([X(2, 7, 5, 3), X(2, 3, 2, 3)], dict(window=(2, 2), strides=(2, 2), pads=((0, 0), (0, 0)))),
+                      ([("in", ties(2, 6, 6, 9)), X(2, 3, 3, 9)], dict(window=(2, 2), strides=(2, 2), pads=((0, 0), (0, 0)))),
                       ([X(2, 7, 3), X(2, 4, 3)], dict(window=(3,), strides=(2,), pads=((1, 1),)))],
     "scatter_add": [([("in", i(3, 5, high=10)), X(3, 5, 4)], dict(rows=10))],
     # the training pipeline's fused reductions (composite: backends without a lowering get

