@@ -39,6 +39,19 @@ def test_matmul_with_transposed_operands_matches_numpy(m, k, n, threads):
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
 
 
+def test_priming_blas_keeps_the_thread_count():
+    """prime_blas runs on every thread of the pool, then gives back the caller's count."""
+    from kcompile.codegen.numba_cpu.threads import prime_blas
+
+    configure_threading()
+    numba.set_num_threads(1)
+    try:
+        prime_blas()
+        assert numba.get_num_threads() == 1
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+
 @pytest.mark.parametrize("m,n", [(300, 130), (40, 200), (5, 9)])
 def test_epilogue_covers_every_tile(m, n):
     """bias per column, then a residual per element: each tile reads its own columns and rows."""
