@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 
+from ..errors import KcompileError
 from ..ir import Kind, all_primitives
 
 
@@ -30,6 +31,15 @@ class LoweringTable(dict):
         primitives need none: the pass pipeline expands them first."""
         return sorted(name for name, prim in all_primitives().items()
                       if name not in self and prim.kind != Kind.COMPOSITE)
+
+
+def reject_epilogue(node, backend: str):
+    """Training graphs fuse an epilogue into max_pool_grad (passes/fuse_epilogue.py); only
+    the Numba CPU backend runs them, and lowers it. Elsewhere that is an error, not a
+    plain pool gradient."""
+    if node.attrs.get("epilogue"):
+        raise KcompileError(f"{backend} backend: {node.op} ({node.meta.get('layer', node.output.name)}) has a fused "
+                            "epilogue, which only the Numba CPU backend lowers (training graphs)")
 
 
 def tuple_text(items) -> str:

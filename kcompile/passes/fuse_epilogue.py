@@ -6,7 +6,10 @@ A step joins when it reads the running value once and is its only reader, keeps 
 output's shape, and its other operand is a per-channel or scalar constant or one
 residual tensor shaped like the output. In training graphs (`fuse_training_epilogues`)
 a per-channel operand may also be a value that changes between calls (a trainable
-bias, bound as an input): a backend that runs those graphs fills its row at each call."""
+bias, bound as an input): a backend that runs those graphs fills its row at each call,
+and max_pool_grad takes an epilogue too (ReLU's gradient after a max pool's: the pool's
+gradient is written once, already masked). Only the Numba CPU backend, the one that
+runs training graphs, lowers that."""
 from __future__ import annotations
 
 from ..ir import Graph, Kind, get_primitive
@@ -14,6 +17,7 @@ from ..ir.program import instruction
 from .rewrite import is_output, param_array, per_channel, single_user
 
 PRODUCERS = ("matmul", "conv", "conv_transpose")
+TRAINING_PRODUCERS = PRODUCERS + ("max_pool_grad",)
 
 
 def _dynamic_per_channel(value, out_type) -> bool:
@@ -34,15 +38,15 @@ def _operand_ok(graph, other, out_type, residuals, dynamic_channels):
 
 def fuse_training_epilogues(graph: Graph) -> Graph:
     """fuse_epilogues with per-channel operands that change between calls (see above)."""
-    return fuse_epilogues(graph, dynamic_channels=True)
+    return fuse_epilogues(graph, dynamic_channels=True, producers=TRAINING_PRODUCERS)
 
 
-def fuse_epilogues(graph: Graph, dynamic_channels: bool = False) -> Graph:
+def fuse_epilogues(graph: Graph, dynamic_channels: bool = False, producers: tuple = PRODUCERS) -> Graph:
     graph = graph.copy()
     users = graph.users()
     removed = set()
     for node in list(graph.nodes):
-        if node.op not in PRODUCERS or node.attrs.get("epilogue") or id(node) in removed:
+        if node.op not in producers or node.attrs.get("epilogue") or id(node) in removed:
             continue
         out_type = node.output.type
         program, extra, residuals, chain = [], [], [], []

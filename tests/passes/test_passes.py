@@ -179,6 +179,44 @@ def test_training_epilogues_take_a_bias_that_changes_between_calls():
         bias_now += 1.0
 
 
+@pytest.mark.parametrize("shape,window,strides,pads", [
+    ((6, 8, 5), (2, 2), (2, 2), ((0, 0), (0, 0))),  # 2x2 windows tiling the input
+    ((7, 5, 3), (2, 2), (2, 2), ((0, 0), (0, 0))),  # ... all but an odd last row and column
+    ((6, 6, 3), (3, 3), (3, 3), ((0, 0), (0, 0))),  # other windows that tile it
+    ((5, 5, 3), (3, 3), (2, 2), ((1, 1), (1, 1))),  # overlapping, padded
+])
+def test_training_epilogues_mask_a_max_pool_gradient(shape, window, strides, pads):
+    """ReLU's gradient after a max pool's becomes max_pool_grad's epilogue in training
+    graphs (its other operand, the ReLU output, read as the residual); the Numba kernels
+    run it on each path (2x2, tiled, general) and match the interpreter. The other
+    backends refuse such a node by name."""
+    from kcompile.codegen.numba_cpu.compiler import compile_graph
+    from kcompile.codegen.onnx import export_graph
+    from kcompile.errors import KcompileError
+    from kcompile.passes import fuse_training_epilogues
+
+    b = GraphBuilder()
+    y = b.input("y", (None,) + shape)  # a ReLU's output: what the pool read
+    g = b.input("g", (None,) + tuple((n + lo + hi - k) // s + 1 for n, k, s, (lo, hi) in
+                                      zip(shape[:2], window, strides, pads)) + shape[2:])
+    dx = b.emit("max_pool_grad", y, g, window=window, strides=strides, pads=pads)
+    b.output([b.relu_grad(b.mul(dx, b.const(2.0)), y)])
+    before = b.graph
+    assert ops(fuse_epilogues(before)) == ["max_pool_grad", "mul", "relu_grad"]  # inference graphs: not fused
+    out = fuse_training_epilogues(before)
+    assert ops(out) == ["max_pool_grad"]
+    assert [step[0] for step in out.nodes[0].attrs["epilogue"]] == ["mul", "relu_grad"]
+    verify(out)
+    inputs = [np.maximum(RNG.normal(size=(3,) + shape), 0).astype(np.float32),
+              RNG.normal(size=(3,) + g.shape[1:]).astype(np.float32)]
+    expected = interpret(before, inputs)[0]
+    assert np.count_nonzero(expected) > 0
+    np.testing.assert_allclose(interpret(out, inputs)[0], expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(compile_graph(out)(inputs, 3)[0], expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(KcompileError, match="max_pool_grad .* fused epilogue"):
+        export_graph(out)
+
+
 def test_reductions_take_an_elementwise_producer_only_they_read():
     """fuse_reduction_prologues (training pipeline): sum(square(centered)) becomes one
     fused_reduce_sum while `centered`, read twice, stays; the Numba program's reduction

@@ -7,6 +7,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from ...errors import KcompileError
+from ..common import reject_epilogue
 from .irhelp import F32, I32, I8P, I64, VOID, Sym, const, i64, ir_type
 from .k_movement import KC_ERROR_INPUT_VALUE
 
@@ -77,6 +78,7 @@ def lower_conv_weight_grad(nm, node):
 def lower_max_pool_grad(nm, node):
     """Each window's gradient goes to its first maximum; samples are the tasks (windows
     of one sample overlap, samples never do)."""
+    reject_epilogue(node, "native")
     x, g = node.inputs
     out = node.output
     if x.dtype != "float32":

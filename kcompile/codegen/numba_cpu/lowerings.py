@@ -443,12 +443,13 @@ def lower_conv_weight_grad(em, node):
 
 @lowering("max_pool_grad")
 def lower_max_pool_grad(em, node):
-    x, g = node.inputs
+    x, g = node.inputs[:2]
     n = x.rank - 2
     a = node.attrs
     geometry = _as_3d(a["window"], n) + _as_3d(a["strides"], n) + (0,) * (3 - n) + tuple(p[0] for p in a["pads"])
-    em.comment(f"{node.meta.get('layer', node.op)}: max_pool gradient")
-    em.call("D.max_pool_grad", _as_5d(em, x), _as_5d(em, g), _as_5d(em, node.output), tuple_text(geometry))
+    ep = epilogue_args(em, node)
+    _comment(em, node, "max_pool gradient")
+    em.call("D.max_pool_grad", _as_5d(em, x), _as_5d(em, g), _as_5d(em, node.output), tuple_text(geometry), *ep)
 
 
 @lowering("scatter_add")

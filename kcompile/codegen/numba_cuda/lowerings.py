@@ -6,7 +6,7 @@ import numpy as np
 
 from ...errors import KcompileError
 from ...ir import Kind, all_primitives
-from ..common import LoweringTable
+from ..common import LoweringTable, reject_epilogue
 from ..numba_shared import resize_geometry, resize_tables, rnn_initial_states, rnn_operands
 from ...ir.program import format_program, program_of
 from ...passes.rewrite import per_channel
@@ -495,6 +495,7 @@ def lower_conv_weight_grad(em, node):
 
 @lowering("max_pool_grad")
 def lower_max_pool_grad(em, node):
+    reject_epilogue(node, "Numba CUDA")
     x, grad = node.inputs
     out = node.output
     a = node.attrs

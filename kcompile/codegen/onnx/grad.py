@@ -18,6 +18,7 @@ import numpy as np
 from onnx import helper
 
 from ...ir.shapes import normalize_axis
+from ..common import reject_epilogue
 from .context import ONNX_DTYPES
 from .table import lowering
 
@@ -65,6 +66,7 @@ def lower_max_pool_grad(ctx, node):
     stacked as channels (C, K), go back onto the input grid through ConvTranspose with
     group=C and a one-hot kernel (share p of window o lands on o * stride + p), which is
     then cropped to the unpadded input."""
+    reject_epilogue(node, "ONNX")
     x, g = node.inputs
     attrs = node.attrs
     window = [int(k) for k in attrs["window"]]

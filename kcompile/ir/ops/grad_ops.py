@@ -28,6 +28,7 @@ import numpy as np
 
 from ...errors import IRError
 from ..graph import TensorType, Value
+from ..program import program_type, run_program
 from ..registry import Kind, get_primitive, primitive
 from ..shapes import window_output_size
 
@@ -168,6 +169,51 @@ def transpose_pads(in_spatial, out_spatial, window, strides, dilations, pads) ->
     return tuple(crops)
 
 
+# -- epilogues ----------------------------------------------------------------------------------
+# Fusion puts an elementwise epilogue (bias, activation, residual add) into matmul and
+# conv, and in training graphs into max_pool_grad (ReLU's gradient after a pool's): the
+# extra inputs follow the two operands and `epilogue` is a program over them and
+# ("acc",), the primitive's own result. Without an epilogue it is the plain primitive.
+def epilogue_infer(base):
+    def infer(a, b, *extra, epilogue=(), **attrs):
+        acc = base(a, b, **attrs)
+        if not epilogue:
+            return acc
+        out = program_type(epilogue, list(extra), acc)
+        if out.shape != acc.shape:
+            raise IRError(f"epilogue changes the shape {acc} to {out}")
+        return out
+
+    return infer
+
+
+def epilogue_reference(base):
+    def reference(a, b, *extra, epilogue=(), **attrs):
+        acc = base(a, b, **attrs)
+        return run_program(epilogue, list(extra), acc) if epilogue else acc
+
+    return reference
+
+
+def epilogue_grad(plain_grad):
+    """The gradient rule of a product with an optional epilogue: without one,
+    `plain_grad(b, node, g)`; with one, the product and the program as separate nodes,
+    differentiated (the backward pass runs on unfused graphs, so this is rare)."""
+
+    def grad(b, node, out_grads):
+        attrs = dict(node.attrs)
+        program = attrs.pop("epilogue", ())
+        if not program:
+            return plain_grad(b, node, out_grads[0])
+
+        def build(bb, a, w, *extra):
+            return emit_program(bb, program, list(extra), bb.emit(node.op, a, w, **attrs))
+
+        return grad_by_decomposition(b, node, out_grads, build)
+
+    return grad
+
+
 # -- primitives -------------------------------------------------------------------------------
 
 
@@ -249,15 +295,42 @@ def _pool_grad_type(x, g, *, window, strides, pads):
     return x
 
 
+def _max_pool_grad_grad(b, node, h):
+    """max_pool_grad's gradient rule (h is x-shaped). Linear in g: each window reads the
+    incoming gradient at its first maximum. Piecewise constant in x (no gradient)."""
+    x, g = node.inputs
+    window, strides, pads = node.attrs["window"], node.attrs["strides"], node.attrs["pads"]
+    n_sp = len(window)
+    y = b.max_pool(x, window=window, strides=strides, pads=pads)
+    full_pads = ((0, 0),) + tuple(pads) + ((0, 0),)
+    xp = b.pad(x, pads=full_pads, value=-np.inf) if any(p != (0, 0) for p in pads) else x
+    hp = b.pad(h, pads=full_pads, value=0.0) if any(p != (0, 0) for p in pads) else h
+    one = b.const(1.0)
+    taken = None  # 1 where an earlier window cell already was the maximum
+    total = None
+    for pos in itertools.product(*[range(k) for k in window]):
+        axes = tuple(range(1, n_sp + 1))
+        starts = tuple(pos)
+        stops = tuple(p + (o - 1) * s + 1 for p, o, s in zip(pos, y.shape[1:-1], strides))
+        cut = dict(axes=axes, starts=starts, stops=stops, steps=tuple(strides))
+        is_max = b.equal(b.slice(xp, **cut), y)
+        first = is_max if taken is None else b.mul(is_max, b.sub(one, taken))
+        taken = first if taken is None else b.add(taken, first)
+        term = b.mul(first, b.slice(hp, **cut))
+        total = term if total is None else b.add(total, term)
+    return [None, total]
+
+
 @primitive("max_pool_grad", Kind.OPAQUE)
 class MaxPoolGrad:
     """The gradient of max_pool with respect to x: each window's output gradient g goes
     to the window's maximum (the first one in row-major window order on ties, as
     TensorFlow does); overlapping windows add up. Output has x's type."""
 
-    infer = staticmethod(_pool_grad_type)
+    infer = staticmethod(epilogue_infer(_pool_grad_type))
 
     @staticmethod
+    @epilogue_reference
     def reference(x, g, *, window, strides, pads):
         n_sp = len(window)
         patches = _windows(x, window, strides, (1,) * n_sp, pads, -np.inf)  # (N, *O, C, *K)
@@ -274,32 +347,7 @@ class MaxPoolGrad:
         crop = (slice(None),) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape[1:-1], pads)) + (slice(None),)
         return np.ascontiguousarray(out[crop])
 
-    @staticmethod
-    def grad(b, node, out_grads):
-        """Linear in g: each window reads the incoming gradient at its first maximum.
-        Piecewise constant in x (no gradient)."""
-        x, g = node.inputs
-        (h,) = out_grads  # x-shaped
-        window, strides, pads = node.attrs["window"], node.attrs["strides"], node.attrs["pads"]
-        n_sp = len(window)
-        y = b.max_pool(x, window=window, strides=strides, pads=pads)
-        full_pads = ((0, 0),) + tuple(pads) + ((0, 0),)
-        xp = b.pad(x, pads=full_pads, value=-np.inf) if any(p != (0, 0) for p in pads) else x
-        hp = b.pad(h, pads=full_pads, value=0.0) if any(p != (0, 0) for p in pads) else h
-        one = b.const(1.0)
-        taken = None  # 1 where an earlier window cell already was the maximum
-        total = None
-        for pos in itertools.product(*[range(k) for k in window]):
-            axes = tuple(range(1, n_sp + 1))
-            starts = tuple(pos)
-            stops = tuple(p + (o - 1) * s + 1 for p, o, s in zip(pos, y.shape[1:-1], strides))
-            cut = dict(axes=axes, starts=starts, stops=stops, steps=tuple(strides))
-            is_max = b.equal(b.slice(xp, **cut), y)
-            first = is_max if taken is None else b.mul(is_max, b.sub(one, taken))
-            taken = first if taken is None else b.add(taken, first)
-            term = b.mul(first, b.slice(hp, **cut))
-            total = term if total is None else b.add(total, term)
-        return [None, total]
+    grad = staticmethod(epilogue_grad(_max_pool_grad_grad))
 
 
 @primitive("scatter_add", Kind.OPAQUE)

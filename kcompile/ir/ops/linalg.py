@@ -9,53 +9,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ...errors import IRError
 from ..graph import TensorType
-from ..program import program_type, run_program
 from ..registry import Kind, primitive
 from ..shapes import broadcast_shapes, window_output_size
-from .grad_ops import emit_program, grad_by_decomposition, transpose_pads, unbroadcast
-
-
-# Fusion puts an elementwise epilogue (bias, activation, residual add) into matmul and
-# conv: the extra inputs follow the two operands and `epilogue` is a program over them
-# and ("acc",), the product. Without an epilogue the primitive is the plain product.
-def epilogue_infer(base):
-    def infer(a, b, *extra, epilogue=(), **attrs):
-        acc = base(a, b, **attrs)
-        if not epilogue:
-            return acc
-        out = program_type(epilogue, list(extra), acc)
-        if out.shape != acc.shape:
-            raise IRError(f"epilogue changes the shape {acc} to {out}")
-        return out
-
-    return infer
-
-
-def epilogue_reference(base):
-    def reference(a, b, *extra, epilogue=(), **attrs):
-        acc = base(a, b, **attrs)
-        return run_program(epilogue, list(extra), acc) if epilogue else acc
-
-    return reference
-
-
-def epilogue_grad(plain_grad):
-    """The gradient rule of a product with an optional epilogue: without one,
-    `plain_grad(b, node, g)`; with one, the product and the program as separate nodes,
-    differentiated (the backward pass runs on unfused graphs, so this is rare)."""
-
-    def grad(b, node, out_grads):
-        attrs = dict(node.attrs)
-        program = attrs.pop("epilogue", ())
-        if not program:
-            return plain_grad(b, node, out_grads[0])
-
-        def build(bb, a, w, *extra):
-            return emit_program(bb, program, list(extra), bb.emit(node.op, a, w, **attrs))
-
-        return grad_by_decomposition(b, node, out_grads, build)
-
-    return grad
+from .grad_ops import (epilogue_grad, epilogue_infer, epilogue_reference, grad_by_decomposition,
+                       transpose_pads, unbroadcast)
 
 
 def _swap_last(b, v):

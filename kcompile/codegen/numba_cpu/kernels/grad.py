@@ -3,6 +3,7 @@ import numpy as np
 from numba import njit, prange
 
 from .conv import IGEMM, TAPS, WINOGRAD_2, WINOGRAD_4, _im2col
+from .epilogue import apply
 from .igemm import W, conv_weight_grad_igemm
 from .pool import is_2x2
 from .scalar import FASTMATH
@@ -62,19 +63,22 @@ def _weight_grad_im2col(x, g, out, geometry):
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
-def max_pool_grad(x, g, out, geometry):
-    """Each window's gradient goes to its first maximum (row-major), overlaps add up.
-    geometry = (KD, KH, KW, SD, SH, SW, PD, PH, PW); x, out (N, D, H, W, C). Channels
-    innermost, so the comparisons vectorize."""
+def max_pool_grad(x, g, out, geometry, steps, chan, res):
+    """Each window's gradient goes to its first maximum (row-major), overlaps add up; then
+    the epilogue (steps, chan, res: see epilogue.py), on each sample's or each job's rows
+    while they are in cache. geometry = (KD, KH, KW, SD, SH, SW, PD, PH, PW); x, out
+    (N, D, H, W, C). Channels innermost, so the comparisons vectorize."""
     kd_, kh_, kw_, sd, sh, sw, pd, ph, pw = geometry
     n_, od_, oh_, ow_, c = g.shape
     _, d_in, h_in, w_in, _ = x.shape
     if is_2x2(geometry):
-        _max_pool_grad_2x2(x, g, out)
+        _max_pool_grad_2x2(x, g, out, steps, chan, res)
         return
     if (kd_, kh_, kw_) == (sd, sh, sw) and (pd, ph, pw) == (0, 0, 0):
         _max_pool_grad_tiled(x, g, out, kd_, kh_, kw_)
+        _epilogue_pass(out.reshape((-1, c)), steps, chan, res)
         return
+    cells = d_in * h_in * w_in
     for n in prange(n_):
         out[n] = 0.0
         best = np.empty(c, np.float32)
@@ -102,6 +106,21 @@ def max_pool_grad(x, g, out, geometry):
                     for ch in range(c):
                         if where[ch] >= 0:
                             target[where[ch], ch] += grad[ch]
+        apply(target, steps, chan, res, n * cells)
+
+
+EPILOGUE_ROWS = 256  # rows per job of a separate epilogue pass
+
+
+@njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
+def _epilogue_pass(out2, steps, chan, res):
+    """The epilogue over all rows of out2, when a kernel's jobs do not own whole rows."""
+    if steps.shape[0] == 0:
+        return
+    rows = out2.shape[0]
+    for job in prange((rows + EPILOGUE_ROWS - 1) // EPILOGUE_ROWS):
+        r0 = job * EPILOGUE_ROWS
+        apply(out2[r0 : min(rows, r0 + EPILOGUE_ROWS)], steps, chan, res, r0)
 
 
 @njit(nogil=True, parallel=True, fastmath=FASTMATH)
@@ -141,13 +160,16 @@ def _max_pool_grad_tiled(x, g, out, kd_, kh_, kw_):
 
 
 @njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH)
-def _max_pool_grad_2x2(x, g, out):
+def _max_pool_grad_2x2(x, g, out, steps, chan, res):
     """_max_pool_grad_tiled on 2x2 windows (pool.is_2x2): each channel's four cells
     compared and written in one loop over the channels, which vectorizes (2.5x faster on
-    mnist_cnn's 128x24x24x64). The first maximum in row-major order wins ties."""
+    mnist_cnn's 128x24x24x64). The first maximum in row-major order wins ties. A job's
+    input rows are its rows of out: it runs the epilogue on them, unless an odd last
+    row or column leaves some rows to no job."""
     n_, od_, oh_, ow_, c = g.shape
     _, d_in, h_in, w_in, _ = x.shape
-    if h_in != 2 * oh_ or w_in != 2 * ow_:
+    whole = h_in == 2 * oh_ and w_in == 2 * ow_
+    if not whole:
         out[:] = 0.0  # the odd last row or column gets no gradient
     x2, g2, out2 = x.reshape((-1, c)), g.reshape((-1, c)), out.reshape((-1, c))
     zero = np.float32(0)
@@ -165,6 +187,10 @@ def _max_pool_grad_2x2(x, g, out):
                 out2[r + 1, ch] = grad if not lower and right_upper else zero
                 out2[r + w_in, ch] = grad if lower and not right_lower else zero
                 out2[r + w_in + 1, ch] = grad if lower and right_lower else zero
+        if whole:
+            apply(out2[top : top + 2 * w_in], steps, chan, res, top)
+    if not whole:
+        _epilogue_pass(out2, steps, chan, res)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
