@@ -15,8 +15,10 @@ import os
 import sys
 
 import numba
+import numpy as np
 
 _configured = False
+PRIME_ROWS, PRIME_COLUMNS = 384, 768  # each thread's tile of the priming product
 
 
 def _preload_tbb() -> bool:
@@ -75,16 +77,21 @@ def limit_blas_threads():
 
 def prime_blas():
     """One large BLAS product on every thread of Numba's pool, once per process: 2x faster
-    products from then on. OpenBLAS's kernel prefetches past the packed panels of a small
-    product; until a large product has written there, those pages are unmapped and (we
-    measured on a 2-core VM, where a TLB miss costs a nested page walk) its products ran
-    at 20-30 GFLOP/s instead of 45-60 (a dense layer's 128x784 @ 784x256, one tile per
-    thread), in every later call of the process. 25 ms once, on 2 threads."""
-    from .kernels.blas import prime_buffers
+    products from then on. Single-threaded OpenBLAS on a thread that has only run small
+    products stayed 3x slower for the whole process (128x784 @ 784x256, a dense layer's
+    tile: 11-16 GFLOP/s per core against 32-37) until one large product had run on that
+    thread. The product is matmul's own (each thread's tile 384x768 @ 768x768), so no
+    kernel is loaded for it that programs with products do not load anyway; ~20 ms on 2
+    threads."""
+    from .kernels.epilogue import NO_CHANNELS, NO_EPILOGUE, NO_RESIDUAL
+    from .kernels.gemm import matmul
 
     threads = numba.get_num_threads()
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)  # every thread of the pool
+    pool = numba.config.NUMBA_NUM_THREADS
+    numba.set_num_threads(pool)  # every thread of the pool
     try:
-        prime_buffers(numba.config.NUMBA_NUM_THREADS)
+        a = np.ones((PRIME_ROWS * pool, PRIME_COLUMNS), np.float32)
+        b = np.ones((PRIME_COLUMNS, PRIME_COLUMNS), np.float32)
+        matmul(a, b, np.empty((a.shape[0], PRIME_COLUMNS), np.float32), NO_EPILOGUE, NO_CHANNELS, NO_RESIDUAL)
     finally:
         numba.set_num_threads(threads)

@@ -5,8 +5,7 @@ a product, or a transposed operand, would have to copy. This calls the same BLAS
 np.dot does (SciPy's, through Numba's `numba_xxgemm` helper, resolved by name so cached
 kernels keep working) with leading dimensions and transpose flags instead: a transposed
 operand is an array view with column-major strides, never a copy."""
-import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic
 from numba.np.linalg import ensure_blas
 
@@ -60,17 +59,3 @@ def gemm_tile(a, b, out, r0, r1, c0, c1, scalars):
                    _address(scalars, 1), _address(out, r0 * ldc + c0), ldc)
 
 
-
-PRIME_SIZE = 768
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def prime_buffers(threads):
-    """Run one 384x768 @ 768x768 product on each of `threads` threads (see threads.py's
-    prime_blas)."""
-    a = np.ones((PRIME_SIZE // 2, PRIME_SIZE), np.float32)
-    b = np.ones((PRIME_SIZE, PRIME_SIZE), np.float32)
-    scalars = np.array([1.0, 0.0], np.float32)
-    for _ in prange(threads):
-        out = np.empty((PRIME_SIZE // 2, PRIME_SIZE), np.float32)
-        gemm_tile(a, b, out, 0, PRIME_SIZE // 2, 0, PRIME_SIZE, scalars)
