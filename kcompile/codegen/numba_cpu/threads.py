@@ -81,8 +81,8 @@ def prime_blas():
     products stayed 3x slower for the whole process (128x784 @ 784x256, a dense layer's
     tile: 11-16 GFLOP/s per core against 32-37) until one large product had run on that
     thread. The product is matmul's own (each thread's tile 384x768 @ 768x768), so no
-    kernel is loaded for it that programs with products do not load anyway; ~20 ms on 2
-    threads."""
+    kernel is loaded for it that programs with products do not load anyway; 20-30 ms on
+    2 threads."""
     from .kernels.epilogue import NO_CHANNELS, NO_EPILOGUE, NO_RESIDUAL
     from .kernels.gemm import matmul
 

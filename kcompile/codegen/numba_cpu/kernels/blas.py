@@ -58,4 +58,3 @@ def gemm_tile(a, b, out, r0, r1, c0, c1, scalars):
                    _address(scalars, 0), _address(b, c0 * b_col), ldb, _address(a, r0 * a_row), lda,
                    _address(scalars, 1), _address(out, r0 * ldc + c0), ldc)
 
-
