@@ -2,14 +2,19 @@
 (TensorFlow backend, plain and jit_compile=True), side by side, in one run.
 
     python benchmarks/train.py                          # batch 128, 2 threads
-    python benchmarks/train.py --models mnist_mlp --seconds 1
+    python benchmarks/train.py --models mnist_mlp --seconds 1 --rounds 3
     python benchmarks/train.py --models mnist_cnn --profile   # where a step's time goes
 
 Each framework runs in a fresh process of its own (TensorFlow's idle threads slowed
-kcompile's steps in a shared one): it trains 5 steps, its peak resident memory is read,
-then the median time of steady-state train_on_batch steps on the same batch is taken.
-kcompile runs twice: first to compile and cache the step (its peak memory is reported
-apart), then from the cache, as every run after a user's first.
+kcompile's steps in a shared one): it trains 5 steps and its peak resident memory is
+read. Then the three processes take turns, round by round: in each round each one
+times steady-state train_on_batch steps on the same batch for --seconds (the median
+step) while the others wait; a framework's time is the best of its rounds. On a shared
+machine whose speed changes from minute to minute (2x on this one), turns spread those
+changes evenly over what is compared, and a burst of load only ever slows a round.
+kcompile runs once before, on an empty cache, to compile and cache the step (its peak
+memory is reported apart); the measured process loads it from that cache, as every run
+after a user's first.
 Results go to stdout and to --out as Markdown."""
 from __future__ import annotations
 
@@ -38,20 +43,48 @@ def batch_for(model, batch: int):
     return x, rng.integers(0, 10, batch)
 
 
-def measure_in_worker(kind: str, path: str, name: str, args, seconds: float | None = None) -> dict:
-    """Run `worker` for one framework in a fresh process: in one process with the other
-    framework, each one's idle thread pools took cores from the other (kcompile's step
-    measured up to 1.9x slower with TensorFlow loaded, from run to run)."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "NUMBA_NUM_THREADS": str(args.threads),
-           "KCOMPILE_CACHE": os.path.join(os.path.dirname(path), "kcompile-cache")}  # empty when the run starts
-    task = json.dumps({"kind": kind, "path": path, "name": name, "batch": args.batch, "threads": args.threads,
-                       "seconds": args.seconds if seconds is None else seconds})
-    result = subprocess.run([sys.executable, __file__, "--worker", task], capture_output=True, text=True, env=env)
-    try:
-        return json.loads(result.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        lines = result.stderr.strip().splitlines()
-        return {"error": lines[-1][:120] if lines else f"exit status {result.returncode}"}
+def worker_environment(path: str, args) -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": str(args.threads), "NUMBA_NUM_THREADS": str(args.threads),
+            "KCOMPILE_CACHE": os.path.join(os.path.dirname(path), "kcompile-cache")}  # empty when the run starts
+
+
+class Worker:
+    """One framework in a fresh process (in one process with the other framework, each
+    one's idle thread pools took cores from the other: kcompile's step measured up to
+    1.9x slower with TensorFlow loaded). It sets up and trains 5 steps, reports its
+    setup (peak memory, ...), then times steps each time it is asked."""
+
+    def __init__(self, kind: str, path: str, name: str, args):
+        task = json.dumps({"kind": kind, "path": path, "name": name, "batch": args.batch, "threads": args.threads})
+        self.log = tempfile.TemporaryFile("w+")  # not a pipe: a full one would stop the worker
+        self.process = subprocess.Popen([sys.executable, __file__, "--worker", task], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                        env=worker_environment(path, args))
+        self.setup = self._reply()
+
+    def _reply(self) -> dict:
+        line = self.process.stdout.readline()
+        try:
+            return json.loads(line)
+        except ValueError:
+            self.process.kill()
+            self.log.seek(0)
+            lines = self.log.read().strip().splitlines()
+            return {"error": lines[-1][:120] if lines else f"exit status {self.process.wait()}"}
+
+    def time(self, seconds: float) -> float | None:
+        """The median step over `seconds` (None once the worker has failed)."""
+        if "error" in self.setup:
+            return None
+        self.process.stdin.write(f"{seconds}\n")
+        self.process.stdin.flush()
+        return self._reply().get("seconds")
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait()
+        self.log.close()
 
 
 def register_custom_layers():
@@ -65,15 +98,16 @@ def register_custom_layers():
 
 
 def worker(task: dict):
-    """In this fresh process: train 5 steps and note the peak resident memory (MB), then
-    the median time of a steady-state step; prints them as JSON. The kcompile process
-    imports neither Keras nor TensorFlow, as a user's would not."""
+    """In this fresh process: train 5 steps and report the peak resident memory (MB) as
+    a JSON line; then, for each number of seconds read from stdin, the median time of
+    steady-state steps over that long. The kcompile process imports neither Keras nor
+    TensorFlow, as a user's would not."""
     result = {}
     if task["kind"] == "kcompile":
         import kcompile
         from kcompile.report import count_flops
 
-        register_custom_layers()  # threads: NUMBA_NUM_THREADS, set by measure_in_worker
+        register_custom_layers()  # threads: NUMBA_NUM_THREADS, set by worker_environment
         model = kcompile.compile(task["path"])
         model.compile(optimizer=OPTIMIZER, loss="sparse_categorical_crossentropy")
         shape = model.inputs[0].type.concrete(task["batch"])
@@ -98,28 +132,44 @@ def worker(task: dict):
         model.train_on_batch(x, y)
     with open("/proc/self/status") as f:
         result["memory"] = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
-    result["seconds"] = median_time(lambda: model.train_on_batch(x, y), task["seconds"])
     if task["kind"] == "kcompile":  # the same products Keras's step runs
         result["gflop"] = count_flops(model.trainer.graph, task["batch"]) / 1e9
-    print(json.dumps(result))
+    print(json.dumps(result), flush=True)
+    for line in sys.stdin:
+        print(json.dumps({"seconds": median_time(lambda: model.train_on_batch(x, y), float(line))}), flush=True)
+
+
+KINDS = ("kcompile", "keras", "keras_xla")
 
 
 def bench(name: str, folder: str, args) -> dict:
-    """Each framework measured in a process of its own, one after the other."""
+    """The three frameworks' processes set up one after the other, then take turns."""
     keras_model, _ = build_model(name)
     path = os.path.join(folder, f"{name}.keras")
     keras_model.save(path)
     row = {"model": name}
     # kcompile's first run, on an empty cache, measures its convolutions' algorithms,
-    # compiles the step (Numba and LLVM: a higher peak) and caches it; the measured run
-    # loads it from that cache, as every run after a user's first does.
-    row["memory_kcompile_first"] = measure_in_worker("kcompile", path, name, args, seconds=0).get("memory")
-    for kind in ("kcompile", "keras", "keras_xla"):  # XLA cannot compile some models: its row says why
-        result = measure_in_worker(kind, path, name, args)
-        row[kind], row[f"memory_{kind}"] = result.get("seconds"), result.get("memory")
-        row["gflop"] = result.get("gflop", row.get("gflop"))
-        if "error" in result:
-            row[f"{kind}_error"] = result["error"]
+    # compiles the step (Numba and LLVM: a higher peak) and caches it; the measured
+    # process loads it from that cache, as every run after a user's first does.
+    first = Worker("kcompile", path, name, args)
+    first.close()
+    row["memory_kcompile_first"] = first.setup.get("memory")
+    workers = {kind: Worker(kind, path, name, args) for kind in KINDS}  # XLA cannot compile some models: its row says why
+    try:
+        times = {kind: [] for kind in KINDS}
+        for _ in range(args.rounds):
+            for kind, w in workers.items():
+                times[kind].append(w.time(args.seconds))
+    finally:
+        for w in workers.values():
+            w.close()
+    for kind, w in workers.items():
+        measured = [t for t in times[kind] if t is not None]
+        row[kind] = min(measured) if measured else None
+        row[f"memory_{kind}"] = w.setup.get("memory")
+        row["gflop"] = w.setup.get("gflop", row.get("gflop"))
+        if "error" in w.setup:
+            row[f"{kind}_error"] = w.setup["error"]
     return row
 
 
@@ -170,8 +220,9 @@ def markdown(rows, batch: int, threads: int, peak: float) -> str:
     def mb(m):
         return "n/a" if m is None else f"{m:.0f} MB"
 
-    out = [f"Training step at batch {batch}, {threads} threads (Adam, sparse categorical crossentropy); median of "
-           "steady-state train_on_batch. Ratios: kcompile time / Keras time.", "",
+    out = [f"Training step at batch {batch}, {threads} threads (Adam, sparse categorical crossentropy): the "
+           "median steady-state train_on_batch step, best of the rounds the frameworks take in turns. "
+           "Ratios: kcompile time / Keras time.", "",
            "| model | kcompile step | Keras fit step | ratio | Keras fit step, jit_compile | ratio | "
            "peak RSS kcompile | peak RSS Keras | memory ratio | peak RSS kcompile, first run (compiling) |",
            "|---|---|---|---|---|---|---|---|---|---|"]
@@ -197,7 +248,8 @@ def main():
     if len(sys.argv) > 2 and sys.argv[1] == "--worker":
         worker(json.loads(sys.argv[2]))
         return
-    parser = benchmark_arguments(__doc__, MODELS, 3.0, os.path.join(HERE, "train_results.md"))
+    parser = benchmark_arguments(__doc__, MODELS, 1.0, os.path.join(HERE, "train_results.md"))
+    parser.add_argument("--rounds", type=int, default=5, help="turns each framework takes (the best one counts)")
     parser.add_argument("--profile", action="store_true",
                         help="instead: where kcompile's training step spends its time, per step")
     args = parser.parse_args()

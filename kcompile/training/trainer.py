@@ -25,31 +25,33 @@ from ..passes import TRAINING_PIPELINE, run_pipeline
 from .penalties import activity_regularizers, penalties_for
 
 
-def bernoulli_mask(rng: np.random.Generator, shape: tuple, keep: float) -> np.ndarray:
-    """float32 ones with probability `keep`, else zeros: one 64-bit key from `rng`, the
-    entries hashed from it over threads (kernels.random), instead of one draw of NumPy's
-    generator per entry on one thread."""
+def bernoulli_mask(rng: np.random.Generator, shape: tuple, keep: float, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 ones with probability `keep`, else zeros (into `out` when given): one
+    64-bit key from `rng`, the entries hashed from it over threads (kernels.random),
+    instead of one draw of NumPy's generator per entry on one thread."""
+    mask = np.empty(shape, np.float32) if out is None else out
     if keep >= 1.0:
-        return np.ones(shape, np.float32)
+        mask[...] = 1.0
+        return mask
     configure_threading()  # the fill is a parallel kernel (a no-op after the first call)
-    mask = np.empty(shape, np.float32)
     key = rng.integers(2**64, dtype=np.uint64)
-    bernoulli_fill(mask.reshape(-1), key, np.uint64(max(keep, 0.0) * 2.0**32))
+    flat = mask.reshape(-1) if mask.flags.c_contiguous else np.empty(mask.size, np.float32)
+    bernoulli_fill(flat, key, np.uint64(max(keep, 0.0) * 2.0**32))
+    if not np.shares_memory(flat, mask):
+        mask[...] = flat.reshape(mask.shape)
     return mask
 
 
-def draw_random_inputs(specs, values, batch: int, rng: np.random.Generator) -> list:
-    """Fresh noise for the training graph's random inputs (see frontend noise layers)."""
-    arrays = []
-    for spec, value in zip(specs, values):
-        shape = value.type.concrete(batch)
+def draw_random_inputs(specs, views: list, rng: np.random.Generator):
+    """Fresh noise for the training graph's random inputs (see frontend noise layers),
+    drawn into their views of the program's arena."""
+    for spec, view in zip(specs, views):
         if spec["kind"] == "bernoulli":
-            arrays.append(bernoulli_mask(rng, shape, spec["keep"]))
+            bernoulli_mask(rng, view.shape, spec["keep"], out=view)
         elif spec["kind"] == "normal":
-            arrays.append(rng.normal(spec["mean"], spec["stddev"], shape).astype(np.float32))
+            view[...] = rng.normal(spec["mean"], spec["stddev"], view.shape)
         else:
             raise KcompileError(f"unknown random input kind {spec['kind']!r}")
-    return arrays
 
 
 def with_loss(graph, losses: list, loss_weights: list) -> tuple:
@@ -143,8 +145,11 @@ class Trainer:
 
     def _program_inputs(self, inputs: list, targets: list, weights, batch: int) -> list:
         """The training program's inputs: the model's, fresh noise for Dropout and the
-        like, the targets, and the per-sample loss weights (divided by the batch)."""
-        noise = draw_random_inputs(self.random_specs, self.program.graph.inputs[len(inputs):], batch, self.rng)
+        like (drawn into the program's own input views, which it then does not copy), the
+        targets, and the per-sample loss weights (divided by the batch)."""
+        views = self.program.input_views(batch)
+        noise = views[len(inputs):len(inputs) + len(self.random_specs)]
+        draw_random_inputs(self.random_specs, noise, self.rng)
         return list(inputs) + noise + list(targets) + [weights / batch]
 
     def profile(self, inputs: list, targets: list, batch: int, repeats: int = 20) -> list:

@@ -139,6 +139,21 @@ def test_dropout_masks_keep_the_asked_share(keep):
         assert abs(np.corrcoef(mask[:-1].reshape(-1), mask[1:].reshape(-1))[0, 1]) < 0.01
 
 
+def test_dropout_masks_fill_a_given_array_in_place():
+    """The training step draws its masks straight into the program's input views."""
+    from kcompile.training.trainer import bernoulli_mask
+
+    expected = bernoulli_mask(np.random.default_rng(5), (64, 100), 0.7)
+    out = np.full((64, 100), 7.0, np.float32)
+    assert bernoulli_mask(np.random.default_rng(5), out.shape, 0.7, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    strided = np.full((64, 200), 7.0, np.float32)[:, ::2]  # not contiguous: filled all the same
+    bernoulli_mask(np.random.default_rng(5), strided.shape, 0.7, out=strided)
+    np.testing.assert_array_equal(strided, expected)
+    bernoulli_mask(np.random.default_rng(5), out.shape, 1.0, out=out)
+    assert np.all(out == 1.0)
+
+
 def test_dropout_masks_do_not_depend_on_the_thread_count():
     import numba
 

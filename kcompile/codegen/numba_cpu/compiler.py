@@ -98,12 +98,18 @@ class NumbaProgram:
     def __call__(self, inputs: list, batch: int) -> list:
         return [view.copy() for view in self.run_in_place(inputs, batch)]
 
+    def input_views(self, batch: int) -> list:
+        """This thread's input views for `batch`: an input written there in place is
+        passed to run_in_place as the view itself, and not copied."""
+        return self.bound(batch)[0]
+
     def run_in_place(self, inputs: list, batch: int) -> list:
         """Run, and return the outputs as views of this thread's arena: valid until its
         next call (a training step reads its gradients once, without copying them out)."""
         in_views, steps, out_views, _ = self.bound(batch)
         for view, array in zip(in_views, inputs):
-            view[...] = array
+            if array is not view:
+                view[...] = array
         for kernel, args in steps:
             kernel(*args)
         return out_views
