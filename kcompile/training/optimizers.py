@@ -156,7 +156,7 @@ def _grad(g) -> np.ndarray:
 
 
 class Optimizer:
-    """Keras 3's BaseOptimizer semantics; subclasses define `_slot_groups` and `_update`."""
+    """Keras 3's BaseOptimizer semantics; subclasses define `_slot_groups`, `_scalars` and `_update`."""
 
     keras_class = "Optimizer"
     # A subclass's own constructor arguments, kept as attributes of the same names:
@@ -350,14 +350,17 @@ class Optimizer:
             for i in index:
                 if self._use_weight_decay(i):
                     _weight_decay_kernel(flats[i], wd, lr)
-        self._prepare_step()
+        scalars = self._scalars(lr)
         for g, i in zip(gs, index):
-            self._update(i, flats[i], g, lr)
+            self._update(i, flats[i], g, scalars)
 
-    def _prepare_step(self):
-        """Per-step work before the per-parameter updates (Nadam's momentum cache)."""
+    def _scalars(self, lr: np.float32) -> tuple:
+        """The update kernel's float32 scalars for this step, computed once for all the
+        parameters (per parameter, the NumPy scalar arithmetic cost more than a small
+        parameter's kernel)."""
+        raise NotImplementedError
 
-    def _update(self, i: int, p: np.ndarray, g: np.ndarray, lr: np.float32):
+    def _update(self, i: int, p: np.ndarray, g: np.ndarray, scalars: tuple):
         raise NotImplementedError
 
     def _local_step(self) -> np.float32:
@@ -530,9 +533,12 @@ class SGD(Optimizer):
     def _slot_groups(self):
         return [("momentum",)] if self.momentum != 0 else []
 
-    def _update(self, i, p, g, lr):
+    def _scalars(self, lr):
+        return lr, F(self.momentum), self.momentum != 0, self.nesterov
+
+    def _update(self, i, p, g, scalars):
         m = self._slots["momentum"][i] if self.momentum != 0 else _EMPTY
-        _sgd_kernel(p, g, m, lr, F(self.momentum), self.momentum != 0, self.nesterov)
+        _sgd_kernel(p, g, m, *scalars)
 
 
 class RMSprop(Optimizer):
@@ -554,12 +560,14 @@ class RMSprop(Optimizer):
             groups.append(("average_gradient",))
         return groups
 
-    def _update(self, i, p, g, lr):
+    def _scalars(self, lr):
+        return lr, F(self.rho), F(1 - self.rho), F(self.momentum), F(self.epsilon), self.momentum > 0, bool(self.centered)
+
+    def _update(self, i, p, g, scalars):
         s = self._slots
         m = s["momentum"][i] if self.momentum > 0 else _EMPTY
         avg = s["average_gradient"][i] if self.centered else _EMPTY
-        _rmsprop_kernel(p, g, s["velocity"][i], m, avg, lr, F(self.rho), F(1 - self.rho), F(self.momentum),
-                        F(self.epsilon), self.momentum > 0, bool(self.centered))
+        _rmsprop_kernel(p, g, s["velocity"][i], m, avg, *scalars)
 
 
 class _TwoMomentOptimizer(Optimizer):
@@ -588,17 +596,17 @@ class Adam(_TwoMomentOptimizer):
             groups.append(("velocity_hat",))
         return groups
 
-    def _prepare_step(self):
+    def _scalars(self, lr):
         local_step = self._local_step()
-        self._beta_1_power = np.power(F(self.beta_1), local_step)
-        self._beta_2_power = np.power(F(self.beta_2), local_step)
+        beta_1_power = np.power(F(self.beta_1), local_step)
+        beta_2_power = np.power(F(self.beta_2), local_step)
+        alpha = lr * np.sqrt(F(1) - beta_2_power) / (F(1) - beta_1_power)
+        return F(alpha), F(1 - self.beta_1), F(1 - self.beta_2), F(self.epsilon), bool(self.amsgrad)
 
-    def _update(self, i, p, g, lr):
-        alpha = lr * np.sqrt(F(1) - self._beta_2_power) / (F(1) - self._beta_1_power)
+    def _update(self, i, p, g, scalars):
         s = self._slots
         vhat = s["velocity_hat"][i] if self.amsgrad else _EMPTY
-        _adam_kernel(p, g, s["momentum"][i], s["velocity"][i], vhat, F(alpha), F(1 - self.beta_1),
-                     F(1 - self.beta_2), F(self.epsilon), bool(self.amsgrad))
+        _adam_kernel(p, g, s["momentum"][i], s["velocity"][i], vhat, *scalars)
 
 
 class AdamW(Adam):
@@ -627,8 +635,11 @@ class Adagrad(Optimizer):
     def _slot_initial(self, name):
         return self.initial_accumulator_value
 
-    def _update(self, i, p, g, lr):
-        _adagrad_kernel(p, g, self._slots["accumulator"][i], lr, F(self.epsilon))
+    def _scalars(self, lr):
+        return lr, F(self.epsilon)
+
+    def _update(self, i, p, g, scalars):
+        _adagrad_kernel(p, g, self._slots["accumulator"][i], *scalars)
 
 
 class Adadelta(Optimizer):
@@ -643,10 +654,12 @@ class Adadelta(Optimizer):
     def _slot_groups(self):
         return [("accumulated_grad", "accumulated_delta_var")]
 
-    def _update(self, i, p, g, lr):
+    def _scalars(self, lr):
+        return lr, F(self.rho), F(1 - self.rho), F(self.epsilon)
+
+    def _update(self, i, p, g, scalars):
         s = self._slots
-        _adadelta_kernel(p, g, s["accumulated_grad"][i], s["accumulated_delta_var"][i], lr, F(self.rho),
-                         F(1 - self.rho), F(self.epsilon))
+        _adadelta_kernel(p, g, s["accumulated_grad"][i], s["accumulated_delta_var"][i], *scalars)
 
 
 class Adamax(_TwoMomentOptimizer):
@@ -655,11 +668,13 @@ class Adamax(_TwoMomentOptimizer):
     def _slot_groups(self):
         return [("momentum", "norm")]
 
-    def _update(self, i, p, g, lr):
+    def _scalars(self, lr):
         beta_1_power = np.power(F(self.beta_1), self._local_step())
+        return lr, F(1 - self.beta_1), F(self.beta_2), F(F(1) - beta_1_power), F(self.epsilon)
+
+    def _update(self, i, p, g, scalars):
         s = self._slots
-        _adamax_kernel(p, g, s["momentum"][i], s["norm"][i], lr, F(1 - self.beta_1), F(self.beta_2),
-                       F(F(1) - beta_1_power), F(self.epsilon))
+        _adamax_kernel(p, g, s["momentum"][i], s["norm"][i], *scalars)
 
 
 class Nadam(_TwoMomentOptimizer):
@@ -677,12 +692,10 @@ class Nadam(_TwoMomentOptimizer):
     def _load_extra_variables(self, rest):
         pass  # _u_product is the last variable and was assigned in place
 
-    def _prepare_step(self):
+    def _scalars(self, lr):
         # Keras's momentum cache, updated once per step before the per-variable updates.
         step = F(self.iterations + 1)
         self._u_product[...] = self._u_product * F(self.beta_1) * (F(1.0) - F(0.5) * np.power(F(0.96), step))
-
-    def _update(self, i, p, g, lr):
         local_step, next_step = F(self.iterations + 1), F(self.iterations + 2)
         decay, beta_1, beta_2 = F(0.96), F(self.beta_1), F(self.beta_2)
         u_t = beta_1 * (F(1.0) - F(0.5) * np.power(decay, local_step))
@@ -690,10 +703,12 @@ class Nadam(_TwoMomentOptimizer):
         u_product_t = F(self._u_product)
         u_product_t_1 = u_product_t * u_t_1
         beta_2_power = np.power(beta_2, local_step)
+        return (lr, F(F(1) - beta_1), F(F(1) - beta_2), F(u_t_1), F(F(1) - u_product_t_1), F(F(1) - u_t),
+                F(F(1) - u_product_t), F(F(1) - beta_2_power), F(self.epsilon))
+
+    def _update(self, i, p, g, scalars):
         s = self._slots
-        _nadam_kernel(p, g, s["momentum"][i], s["velocity"][i], lr, F(F(1) - beta_1), F(F(1) - beta_2), F(u_t_1),
-                      F(F(1) - u_product_t_1), F(F(1) - u_t), F(F(1) - u_product_t), F(F(1) - beta_2_power),
-                      F(self.epsilon))
+        _nadam_kernel(p, g, s["momentum"][i], s["velocity"][i], *scalars)
 
 
 # -- lookup ---------------------------------------------------------------------------------------------------
