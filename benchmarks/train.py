@@ -170,6 +170,7 @@ def bench(name: str, folder: str, args) -> dict:
         row["gflop"] = w.setup.get("gflop", row.get("gflop"))
         if "error" in w.setup:
             row[f"{kind}_error"] = w.setup["error"]
+    row["round_ratios"] = [c / k for c, k in zip(times["kcompile"], times["keras"]) if c and k]
     return row
 
 
@@ -223,12 +224,14 @@ def markdown(rows, batch: int, threads: int, peak: float) -> str:
     out = [f"Training step at batch {batch}, {threads} threads (Adam, sparse categorical crossentropy): the "
            "median steady-state train_on_batch step, best of the rounds the frameworks take in turns. "
            "Ratios: kcompile time / Keras time.", "",
-           "| model | kcompile step | Keras fit step | ratio | Keras fit step, jit_compile | ratio | "
+           "| model | kcompile step | Keras fit step | ratio | ratio in each round | Keras fit step, jit_compile | ratio | "
            "peak RSS kcompile | peak RSS Keras | memory ratio | peak RSS kcompile, first run (compiling) |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        rounds = r.get("round_ratios") or []
+        spread = f"{min(rounds):.2f}–{max(rounds):.2f}" if rounds else "n/a"
         out.append(f"| {r['model']} | {ms(r['kcompile'])} | {ms(r['keras'])} | {ratio(r['kcompile'], r['keras'])} | "
-                   f"{ms(r['keras_xla'])} | {ratio(r['kcompile'], r['keras_xla'])} | {mb(r['memory_kcompile'])} | "
+                   f"{spread} | {ms(r['keras_xla'])} | {ratio(r['kcompile'], r['keras_xla'])} | {mb(r['memory_kcompile'])} | "
                    f"{mb(r['memory_keras'])} | {ratio(r['memory_kcompile'], r['memory_keras'])} | "
                    f"{mb(r.get('memory_kcompile_first'))} |")
     out += ["", f"The step's matrix products and convolutions (forward and backward) against the machine's float32 "

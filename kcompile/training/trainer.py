@@ -25,18 +25,19 @@ from ..passes import TRAINING_PIPELINE, run_pipeline
 from .penalties import activity_regularizers, penalties_for
 
 
-def bernoulli_mask(rng: np.random.Generator, shape: tuple, keep: float, out: np.ndarray | None = None) -> np.ndarray:
-    """float32 ones with probability `keep`, else zeros (into `out` when given): one
+def bernoulli_mask(rng: np.random.Generator, shape: tuple, keep: float, out: np.ndarray | None = None,
+                   value: float = 1.0) -> np.ndarray:
+    """float32 `value` with probability `keep`, else zeros (into `out` when given): one
     64-bit key from `rng`, the entries hashed from it over threads (kernels.random),
     instead of one draw of NumPy's generator per entry on one thread."""
     mask = np.empty(shape, np.float32) if out is None else out
     if keep >= 1.0:
-        mask[...] = 1.0
+        mask[...] = value
         return mask
     configure_threading()  # the fill is a parallel kernel (a no-op after the first call)
     key = rng.integers(2**64, dtype=np.uint64)
     flat = mask.reshape(-1) if mask.flags.c_contiguous else np.empty(mask.size, np.float32)
-    bernoulli_fill(flat, key, np.uint64(max(keep, 0.0) * 2.0**32))
+    bernoulli_fill(flat, key, np.uint64(max(keep, 0.0) * 2.0**32), np.float32(value))
     if not np.shares_memory(flat, mask):
         mask[...] = flat.reshape(mask.shape)
     return mask
@@ -47,7 +48,7 @@ def draw_random_inputs(specs, views: list, rng: np.random.Generator):
     drawn into their views of the program's arena."""
     for spec, view in zip(specs, views):
         if spec["kind"] == "bernoulli":
-            bernoulli_mask(rng, view.shape, spec["keep"], out=view)
+            bernoulli_mask(rng, view.shape, spec["keep"], out=view, value=spec.get("value", 1.0))
         elif spec["kind"] == "normal":
             view[...] = rng.normal(spec["mean"], spec["stddev"], view.shape)
         else:

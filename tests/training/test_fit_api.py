@@ -124,6 +124,36 @@ def test_seeded_dropout_is_reproducible(mlp_path):
     assert [other.train_on_batch(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)] != runs[0]
 
 
+@pytest.mark.parametrize("layer", ["Dropout", "SpatialDropout1D", "AlphaDropout"])
+def test_training_dropout_follows_keras_formulas(layer):
+    """Training mode with the masks a step draws: Dropout keeps x / (1 - rate) (its mask
+    holds that scale, one multiply), AlphaDropout keeps x and sets the rest to alpha',
+    both then as Keras writes them."""
+    from kcompile.ir import interpret
+    from kcompile.training.trainer import draw_random_inputs
+
+    K = keras3()
+    rate = 0.3
+    model = K.Sequential([K.Input((6, 8)), getattr(K.layers, layer)(rate)])
+    graph = kcompile.load_graph(model, training=True)
+    specs = graph.meta["random_inputs"]
+    masks = [np.empty(v.type.concrete(32), np.float32) for v in graph.inputs[1:]]
+    draw_random_inputs(specs, masks, np.random.default_rng(0))
+    x = np.random.default_rng(1).normal(size=(32, 6, 8)).astype(np.float32)
+    (out,) = interpret(graph, [x] + masks)
+    kept = np.broadcast_to(masks[0] != 0, x.shape)
+    assert 0.6 < kept.mean() < 0.8
+    if layer == "AlphaDropout":
+        alpha_p = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
+        a = ((1 - rate) * (1 + rate * alpha_p**2)) ** -0.5
+        expected = a * np.where(kept, x, alpha_p) - a * alpha_p * rate
+    else:
+        expected = np.where(kept, x / (1 - rate), 0.0)
+        if layer == "SpatialDropout1D":  # one draw per sample and channel, shared over the steps
+            assert masks[0].shape == (32, 1, 8)
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("keep", [0.0, 0.3, 0.8, 1.0])
 def test_dropout_masks_keep_the_asked_share(keep):
     from kcompile.training.trainer import bernoulli_mask

@@ -75,13 +75,15 @@ def noise_layer(ctx, x):
     if ctx.class_name == "GaussianDropout":
         deviation = float(np.sqrt(rate / (1.0 - rate)))
         return b.mul(x, ctx.walker.random_input(ctx, x.shape, kind="normal", mean=1.0, stddev=deviation))
-    keep = ctx.walker.random_input(ctx, _noise_shape(ctx, x), kind="bernoulli", keep=1.0 - rate)
-    if ctx.class_name == "AlphaDropout":
-        alpha_p = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
-        a = ((1 - rate) * (1 + rate * alpha_p**2)) ** -0.5
-        dropped = b.add(b.mul(x, keep), b.mul(b.sub(b.const(1.0), keep), b.const(alpha_p)))
-        return b.add(b.mul(dropped, b.const(a)), b.const(-a * alpha_p * rate))
-    return b.mul(x, b.mul(keep, b.const(1.0 / (1.0 - rate))))
+    noise_shape = _noise_shape(ctx, x)
+    if ctx.class_name != "AlphaDropout":  # the mask holds 1 / (1 - rate) where it keeps: one multiply
+        scale = float(np.float32(1.0 / (1.0 - rate)))
+        return b.mul(x, ctx.walker.random_input(ctx, noise_shape, kind="bernoulli", keep=1.0 - rate, value=scale))
+    keep = ctx.walker.random_input(ctx, noise_shape, kind="bernoulli", keep=1.0 - rate)
+    alpha_p = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
+    a = ((1 - rate) * (1 + rate * alpha_p**2)) ** -0.5
+    dropped = b.add(b.mul(x, keep), b.mul(b.sub(b.const(1.0), keep), b.const(alpha_p)))
+    return b.add(b.mul(dropped, b.const(a)), b.const(-a * alpha_p * rate))
 
 
 @lowers("Flatten")

@@ -19,9 +19,9 @@ def splitmix64(z):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def bernoulli_fill(out, key, threshold):
-    """out (1-D float32)[i] = 1 where the high 32 bits of splitmix64(key + (i+1) * GOLDEN)
+def bernoulli_fill(out, key, threshold, value):
+    """out (1-D float32)[i] = value where the high 32 bits of splitmix64(key + (i+1) * GOLDEN)
     are below `threshold` (keep probability x 2**32), else 0."""
     for i in prange(out.shape[0]):
         bits = splitmix64(key + np.uint64(i + 1) * GOLDEN) >> S32
-        out[i] = np.float32(1.0) if bits < threshold else np.float32(0.0)
+        out[i] = value if bits < threshold else np.float32(0.0)
