@@ -146,7 +146,7 @@ class Mean(Metric):
         if np.ndim(values) == 0 and np.ndim(sample_weight) == 0:  # a step's loss: float32 value x weight
             weight = np.float32(1.0 if sample_weight is None else sample_weight)
             self.total += float(np.float32(values) * weight)
-            self.count += float(weight) if sample_weight is not None else 1
+            self.count += float(weight)
             return
         values, sample_weight = reduce_to_samplewise_values(values, sample_weight, np.mean)
         self.total += float(np.sum(values, dtype=np.float64))

@@ -36,9 +36,10 @@ def bernoulli_mask(rng: np.random.Generator, shape: tuple, keep: float, out: np.
         return mask
     configure_threading()  # the fill is a parallel kernel (a no-op after the first call)
     key = rng.integers(2**64, dtype=np.uint64)
-    flat = mask.reshape(-1) if mask.flags.c_contiguous else np.empty(mask.size, np.float32)
+    contiguous = mask.flags.c_contiguous
+    flat = mask.reshape(-1) if contiguous else np.empty(mask.size, np.float32)  # reshape(-1): a view
     bernoulli_fill(flat, key, np.uint32(min(max(keep, 0.0) * 2.0**32, 2.0**32 - 1)), np.float32(value))
-    if not np.shares_memory(flat, mask):
+    if not contiguous:
         mask[...] = flat.reshape(mask.shape)
     return mask
 

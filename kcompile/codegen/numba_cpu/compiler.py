@@ -107,9 +107,7 @@ class NumbaProgram:
         """Run, and return the outputs as views of this thread's arena: valid until its
         next call (a training step reads its gradients once, without copying them out)."""
         in_views, steps, out_views, _ = self.bound(batch)
-        for view, array in zip(in_views, inputs):
-            if array is not view:
-                view[...] = array
+        _write_inputs(in_views, inputs)
         for kernel, args in steps:
             kernel(*args)
         return out_views
@@ -130,8 +128,7 @@ class NumbaProgram:
     def profile(self, inputs: list, batch: int, repeats: int = 20) -> list:
         """(label, median seconds) per step, for finding where the time goes."""
         in_views, steps, _, labels = self.bound(batch)
-        for view, array in zip(in_views, inputs):
-            view[...] = array
+        _write_inputs(in_views, inputs)
         times = [[] for _ in steps]
         for _ in range(repeats):
             for k, (kernel, args) in enumerate(steps):
@@ -139,6 +136,13 @@ class NumbaProgram:
                 kernel(*args)
                 times[k].append(time.perf_counter() - start)
         return [(label, float(np.median(t))) for label, t in zip(labels, times)]
+
+
+def _write_inputs(views: list, inputs: list):
+    """Copy each input into its view, unless it is that view (written there in place)."""
+    for view, array in zip(views, inputs):
+        if array is not view:
+            view[...] = array
 
 
 def compile_graph(graph: Graph, folder: str | None = None, external: dict | None = None) -> NumbaProgram:

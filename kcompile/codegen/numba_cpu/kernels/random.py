@@ -12,8 +12,8 @@ S15, S16 = np.uint32(15), np.uint32(16)
 def lowbias32(x):
     """A bijective 32-bit mix with low avalanche bias (Wellons's "lowbias32"). Every step
     is cast back to 32 bits: Numba widens integer arithmetic to 64 bits. In 32 bits the
-    loop vectorizes (AVX2 multiplies 32-bit lanes, not 64-bit ones): a mask fills 2.4x
-    faster than with splitmix64."""
+    loop vectorizes (AVX2 multiplies 32-bit lanes, not 64-bit ones): a 65k-entry mask
+    filled 2.4x faster than with splitmix64 (timed once, AVX2 EPYC)."""
     x = uint32(x ^ (x >> S16))
     x = uint32(x * MIX1)
     x = uint32(x ^ (x >> S15))
