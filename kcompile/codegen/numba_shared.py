@@ -112,6 +112,11 @@ class BindEmitter:
             self.lines.append(f"{name} = {self.ref(self.values[storage[1]])}.reshape({shape})")
         elif storage[0] == "transposed":
             self.lines.append(f"{name} = {self.ref(self.values[storage[1]])}.T")
+        elif storage[0] == "sliced":
+            entries = [":"] * value.rank
+            for axis, start, stop in storage[2]:
+                entries[axis] = f"{start}:{stop}"
+            self.lines.append(f"{name} = {self.ref(self.values[storage[1]])}[{', '.join(entries)}]")
         else:
             dtype = self.numpy_dtypes.get(value.dtype, value.dtype)
             self.lines.append(f"{name} = {self._arena_span(value)}.view(np.{dtype}).reshape({shape})")

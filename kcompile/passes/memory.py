@@ -3,9 +3,10 @@
 Every value the graph computes, and its inputs (copied in at each call), live in one
 arena. Liveness runs over the node order;
 buffers whose lifetimes do not overlap share space (first fit over free blocks).
-Reshapes are views of their input, and so are the transposes a backend reads in place
-(`transposed_views`); an elementwise node may overwrite an input that dies there. Sizes scale with the batch: a buffer's offset and size are bytes per
-sample, so one plan serves every batch size (`arena_bytes(batch)`).
+Reshapes are views of their input, and so are the transposes and slices a backend
+reads in place (`transposed_views`, `sliced_views`); an elementwise node may overwrite
+an input that dies there. Sizes scale with the batch: a buffer's offset and size are
+bytes per sample, so one plan serves every batch size (`arena_bytes(batch)`).
 """
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ class Buffer:
 
 @dataclass
 class MemoryPlan:
-    # name -> ("param",) | ("view", src) | ("transposed", src) | ("buffer", id) | ("external", k)
+    # name -> ("param",) | ("view", src) | ("transposed", src) | ("sliced", src, ((axis, start, stop), ...))
+    #         | ("buffer", id) | ("external", k)
     storage: dict = field(default_factory=dict)
     inputs: list = field(default_factory=list)  # graph input k -> buffer id
     buffers: list = field(default_factory=list)
@@ -63,11 +65,13 @@ class MemoryPlan:
         return self.per_sample_bytes * batch + self.static_bytes
 
 
-def plan_memory(graph: Graph, external=(), transposed_views=()) -> MemoryPlan:
+def plan_memory(graph: Graph, external=(), transposed_views=(), sliced_views=()) -> MemoryPlan:
     """`external`: names of graph inputs that live outside the arena (weights a training
     loop owns and updates in place); they get storage ("external", k).
     `transposed_views`: outputs of 2-D transposes that the backend's consumers read as a
-    transposed view of the input (storage ("transposed", src)) instead of a copy."""
+    transposed view of the input (storage ("transposed", src)) instead of a copy;
+    `sliced_views`: likewise for outputs of unit-step slices (storage ("sliced", src,
+    ((axis, start, stop), ...)))."""
     plan = MemoryPlan(factors=batch_factors(graph))
     external = list(external)
     for k, name in enumerate(external):
@@ -84,6 +88,7 @@ def plan_memory(graph: Graph, external=(), transposed_views=()) -> MemoryPlan:
     # 1. Storage: views share their source's buffer; in-place nodes take over an input's.
     buffer_of: dict = {}  # value name -> buffer id
     spans: list = []  # per buffer: [first node, last node, bytes, dynamic]
+    sliced_buffers: set = set()  # buffers some slice reads in place
     for v in graph.inputs:  # written before the first node runs
         if v.name in external:
             continue
@@ -94,9 +99,13 @@ def plan_memory(graph: Graph, external=(), transposed_views=()) -> MemoryPlan:
         plan.inputs.append(len(spans) - 1)
     for i, node in enumerate(graph.nodes):
         for out in node.outputs:
-            if node.op in VIEW_OPS or out.name in transposed_views:
+            if node.op in VIEW_OPS or out.name in transposed_views or out.name in sliced_views:
                 src = node.inputs[0]
-                plan.storage[out.name] = ("view" if node.op in VIEW_OPS else "transposed", src.name)
+                if out.name in sliced_views:
+                    plan.storage[out.name] = ("sliced", src.name, _slice_ranges(node))
+                    sliced_buffers.add(buffer_of.get(src.name))
+                else:
+                    plan.storage[out.name] = ("view" if node.op in VIEW_OPS else "transposed", src.name)
                 if src.name in buffer_of:
                     b = buffer_of[out.name] = buffer_of[src.name]
                     spans[b][1] = max(spans[b][1], last_use.get(out.name, i))
@@ -107,7 +116,10 @@ def plan_memory(graph: Graph, external=(), transposed_views=()) -> MemoryPlan:
             if node.op in IN_PLACE_OPS:
                 for v in node.inputs:
                     candidate = buffer_of.get(v.name)
-                    if candidate is not None and v.type == out.type and spans[candidate][1] == i:
+                    # Not over a buffer read through a slice: its rows are laid out
+                    # unlike the output's, so a write could land on an element not yet read.
+                    if (candidate is not None and v.type == out.type and spans[candidate][1] == i
+                            and candidate not in sliced_buffers):
                         b = candidate
                         break
             if b is None:
@@ -133,6 +145,16 @@ def plan_memory(graph: Graph, external=(), transposed_views=()) -> MemoryPlan:
     plan.per_sample_bytes = ends[True]
     plan.static_bytes = ends[False]
     return plan
+
+
+def _slice_ranges(node) -> tuple:
+    """((axis, start, stop), ...) of a unit-step slice node, bounds made non-negative."""
+    shape = node.inputs[0].shape
+    ranges = []
+    for axis, start, stop in zip(node.attrs["axes"], node.attrs["starts"], node.attrs["stops"]):
+        axis %= len(shape)
+        ranges.append((axis,) + slice(start, stop).indices(shape[axis])[:2])
+    return tuple(ranges)
 
 
 def _nbytes(plan: MemoryPlan, value) -> tuple:

@@ -33,14 +33,14 @@ PARALLEL_MIN = 1 << 15  # outputs smaller than this run on one thread: a paralle
 PARALLEL_MIN_PER_SAMPLE = 1 << 12
 
 
-def elementwise_kernel(name: str, node: Node, comment: str) -> str:
+def elementwise_kernel(name: str, node: Node, comment: str, strided: bool = False) -> str:
     """Source of an @njit kernel `name(in0, ..., out)` computing the node: one loop (or
-    loop nest, for broadcast operands) over the output. For outputs large per sample it
-    is written twice: on one thread for small batches, split over threads (prange) for
-    large ones."""
+    loop nest, for broadcast operands or `strided` ones, views that are not contiguous)
+    over the output. For outputs large per sample it is written twice: on one thread for
+    small batches, split over threads (prange) for large ones."""
     out = node.output
     inputs = node.inputs
-    same = all(v.shape == out.shape for v in inputs)
+    same = not strided and all(v.shape == out.shape for v in inputs)
     threaded = out.type.static_size() >= (PARALLEL_MIN_PER_SAMPLE if out.type.dynamic_axis is not None else PARALLEL_MIN)
     parallel = ", parallel=True" if threaded else ""
     lines = [f"@njit(cache=True, nogil=True, fastmath=FASTMATH{parallel})",

@@ -31,7 +31,9 @@ ELEMENTWISE_OPS = [name for name, p in all_primitives().items() if p.kind in (Ki
 def lower_elementwise(em, node):
     inputs = [em.ref(v) for v in node.inputs]
     text = format_program(program_of(node), [f"in{k}" for k in range(len(inputs))])
-    name = em.shared_kernel(f"k_{node.output.name}", lambda kernel, doc: elementwise_kernel(kernel, node, doc),
+    strided = any(em.plan.storage[v.name][0] == "sliced" for v in node.inputs)
+    name = em.shared_kernel(f"k_{node.output.name}",
+                            lambda kernel, doc: elementwise_kernel(kernel, node, doc, strided=strided),
                             f"{node.meta.get('layer', '')}: out = {text}")
     em.comment(f"{node.meta.get('layer', node.op)}: {text}")
     em.call(name, *inputs, em.ref(node.output))
@@ -132,6 +134,19 @@ def transposes_read_in_place(graph) -> set:
     return {node.output.name for node in graph.nodes
             if node.op == "transpose" and tuple(node.attrs["perm"]) == (1, 0) and node.output.name not in outputs
             and all(reads_in_place(user, node.output.name) for user in users.get(node.output.name, []))}
+
+
+def slices_read_in_place(graph) -> set:
+    """Outputs of unit-step slices that only feed generated elementwise kernels: those
+    index the slice's source through a strided view (the backward pass's pieces of a
+    concat's gradient), so the memory plan makes them views and lower_slice writes
+    nothing."""
+    users = graph.users()
+    outputs = {v.name for v in graph.outputs}
+    return {node.output.name for node in graph.nodes
+            if node.op == "slice" and all(step == 1 for step in node.attrs["steps"])
+            and node.output.name not in outputs and users.get(node.output.name)
+            and all(user.op in ELEMENTWISE_OPS for user in users[node.output.name])}
 
 
 def matrix_product(em, a2: str, b: str, out2: str, ep: tuple):
@@ -335,6 +350,9 @@ def lower_concat(em, node):
 
 @lowering("slice")
 def lower_slice(em, node):
+    if em.plan.storage[node.output.name][0] == "sliced":
+        em.comment(f"{node.meta.get('layer', node.op)}: slice read in place by its consumers")
+        return
     x = node.inputs[0]
     entries = {}
     for axis, start, stop, step in zip(*(node.attrs[k] for k in ("axes", "starts", "stops", "steps"))):
