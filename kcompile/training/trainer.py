@@ -116,7 +116,7 @@ class Trainer:
         self.arrays = {name: forward.params[name] for name in bound}
         self.params = [self.arrays[name] for name in self.wrt]
         self.graph = run_pipeline(train, TRAINING_PIPELINE)
-        self.program = compile_graph(self.graph, external={name: self.arrays[name] for name in bound})
+        self.program = compile_graph(self.graph, external={name: self.arrays[name] for name in bound}, training=True)
 
     def _share_weights(self, forward):
         """The training graph reads the model's own weight arrays (one set of weights)."""

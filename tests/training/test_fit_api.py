@@ -59,6 +59,27 @@ def test_profile_times_every_step_and_leaves_the_model_alone(mlp_path):
     assert np.isfinite(model.train_on_batch(x, y))
 
 
+def test_training_step_threads_small_elementwise_kernels_and_matches_the_interpreter(mlp_path):
+    """A training program threads elementwise kernels from 256 features per sample
+    (inference, from 4096): at batch 128 the MLP's 512-wide ones take the threaded loop."""
+    from kcompile.ir import interpret
+
+    model = kcompile.compile(mlp_path)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", seed=0)
+    x, y = digits(128)
+    model.train_on_batch(x, y)
+    trainer = model.trainer
+    relu_grads = [k for k in trainer.program.source.split("@njit")[1:] if "relu_grad" in k]
+    assert relu_grads and all("parallel=True" in kernel and "prange" in kernel for kernel in relu_grads)
+    inputs = [np.array(a) for a in trainer._program_inputs([x], [y.astype(np.int32)], np.ones(128, np.float32), 128)]
+    got = trainer.program(inputs, 128)
+    external = set(trainer.arrays)
+    arrays = dict(zip([v.name for v in trainer.graph.inputs if v.name not in external], inputs), **trainer.arrays)
+    expected = interpret(trainer.graph, [arrays[v.name] for v in trainer.graph.inputs])
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_keras_loads_what_kcompile_trained_and_predicts_the_same(mlp_path, tmp_path):
     K = keras3()
     model = kcompile.compile(mlp_path)

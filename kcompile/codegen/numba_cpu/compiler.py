@@ -18,6 +18,7 @@ from ...ir import Graph
 from ...passes import MemoryPlan, expand_composites, plan_memory
 from ..common import cache_root, files_digest, load_module, write_source
 from ..numba_shared import bound_for_thread, lower_nodes
+from .elementwise import PARALLEL_MIN_PER_SAMPLE, PARALLEL_MIN_PER_SAMPLE_TRAINING
 from .emitter import Emitter
 from .lowerings import LOWERINGS, slices_read_in_place, transposes_read_in_place
 from .threads import configure_threading
@@ -54,9 +55,9 @@ def library_digest() -> str:
     return files_digest(os.path.join(os.path.dirname(__file__), "kernels"))
 
 
-def generate_source(graph: Graph, plan: MemoryPlan):
+def generate_source(graph: Graph, plan: MemoryPlan, threaded_from: int = PARALLEL_MIN_PER_SAMPLE):
     """(source text, constant pools) for a graph after the inference passes."""
-    em = Emitter(graph, plan)
+    em = Emitter(graph, plan, threaded_from)
     inputs = [em.ref(v) for v in graph.inputs if plan.storage[v.name][0] != "external"]
     lower_nodes(em, graph, LOWERINGS, "Numba CPU")
     outputs = [em.ref(v) for v in graph.outputs]
@@ -145,13 +146,16 @@ def _write_inputs(views: list, inputs: list):
             view[...] = array
 
 
-def compile_graph(graph: Graph, folder: str | None = None, external: dict | None = None) -> NumbaProgram:
+def compile_graph(graph: Graph, folder: str | None = None, external: dict | None = None,
+                  training: bool = False) -> NumbaProgram:
     """external: {input name: array} for inputs bound to arrays the caller owns (and may
-    update in place between calls) instead of being copied in at every call. Composite
+    update in place between calls) instead of being copied in at every call. training: a
+    training step's program (see elementwise.PARALLEL_MIN_PER_SAMPLE_TRAINING). Composite
     primitives without a lowering here are written out first."""
     external = dict(external or {})
     graph = expand_composites(graph, keep=LOWERINGS)  # fused_reduce_sum has a lowering of its own
     plan = plan_memory(graph, external=list(external), transposed_views=transposes_read_in_place(graph),
                        sliced_views=slices_read_in_place(graph))
-    source, pools = generate_source(graph, plan)
+    source, pools = generate_source(
+        graph, plan, PARALLEL_MIN_PER_SAMPLE_TRAINING if training else PARALLEL_MIN_PER_SAMPLE)
     return NumbaProgram(graph, plan, source, pools, folder, external=list(external.values()))

@@ -20,9 +20,10 @@ class Emitter(BindEmitter):
     """What a lowering writes with: names for values, shape expressions, constants,
     generated kernels, and the steps of the model."""
 
-    def __init__(self, graph: Graph, plan: MemoryPlan):
+    def __init__(self, graph: Graph, plan: MemoryPlan, threaded_from: int):
         super().__init__(graph, plan, reserved={"batch", "arena", "W", "WI", "WL", "X", "steps", "labels"})
         self.label = ""
+        self.threaded_from = threaded_from  # elements per sample from which elementwise kernels use threads
 
     def begin_node(self, node: Node):
         self.label = f"{node.meta.get('layer', '')}: {node.op}"

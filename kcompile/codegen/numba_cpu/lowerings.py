@@ -33,7 +33,8 @@ def lower_elementwise(em, node):
     text = format_program(program_of(node), [f"in{k}" for k in range(len(inputs))])
     strided = any(em.plan.storage[v.name][0] == "sliced" for v in node.inputs)
     name = em.shared_kernel(f"k_{node.output.name}",
-                            lambda kernel, doc: elementwise_kernel(kernel, node, doc, strided=strided),
+                            lambda kernel, doc: elementwise_kernel(kernel, node, doc, strided=strided,
+                                                                   threaded_from=em.threaded_from),
                             f"{node.meta.get('layer', '')}: out = {text}")
     em.comment(f"{node.meta.get('layer', node.op)}: {text}")
     em.call(name, *inputs, em.ref(node.output))
