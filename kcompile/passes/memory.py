@@ -4,8 +4,9 @@ Every value the graph computes, and its inputs (copied in at each call), live in
 arena. Liveness runs over the node order;
 buffers whose lifetimes do not overlap share space (first fit over free blocks).
 Reshapes are views of their input, and so are the transposes and slices a backend
-reads in place (`transposed_views`, `sliced_views`); an elementwise node may overwrite
-an input that dies there. Sizes scale with the batch: a buffer's offset and size are
+reads in place (`transposed_views`, `sliced_views`); the inputs of a concat a backend
+writes in place (`concat_views`) are views of its output; an elementwise node may
+overwrite an input that dies there. Sizes scale with the batch: a buffer's offset and size are
 bytes per sample, so one plan serves every batch size (`arena_bytes(batch)`).
 """
 from __future__ import annotations
@@ -65,13 +66,15 @@ class MemoryPlan:
         return self.per_sample_bytes * batch + self.static_bytes
 
 
-def plan_memory(graph: Graph, external=(), transposed_views=(), sliced_views=()) -> MemoryPlan:
+def plan_memory(graph: Graph, external=(), transposed_views=(), sliced_views=(), concat_views=()) -> MemoryPlan:
     """`external`: names of graph inputs that live outside the arena (weights a training
     loop owns and updates in place); they get storage ("external", k).
     `transposed_views`: outputs of 2-D transposes that the backend's consumers read as a
     transposed view of the input (storage ("transposed", src)) instead of a copy;
     `sliced_views`: likewise for outputs of unit-step slices (storage ("sliced", src,
-    ((axis, start, stop), ...)))."""
+    ((axis, start, stop), ...)));
+    `concat_views`: outputs of concats whose inputs are computed straight into their
+    place in the output (each input then has storage ("sliced", concat output, ...))."""
     plan = MemoryPlan(factors=batch_factors(graph))
     external = list(external)
     for k, name in enumerate(external):
@@ -89,6 +92,7 @@ def plan_memory(graph: Graph, external=(), transposed_views=(), sliced_views=())
     buffer_of: dict = {}  # value name -> buffer id
     spans: list = []  # per buffer: [first node, last node, bytes, dynamic]
     sliced_buffers: set = set()  # buffers some slice reads in place
+    pieces = _concat_pieces(graph, concat_views)  # concat input -> (concat output, ranges)
     for v in graph.inputs:  # written before the first node runs
         if v.name in external:
             continue
@@ -99,6 +103,21 @@ def plan_memory(graph: Graph, external=(), transposed_views=(), sliced_views=())
         plan.inputs.append(len(spans) - 1)
     for i, node in enumerate(graph.nodes):
         for out in node.outputs:
+            if out.name in pieces:  # written into the concat's buffer, made with its first piece
+                whole, ranges = pieces[out.name]
+                if whole.name not in buffer_of:
+                    spans.append([i, i] + list(_nbytes(plan, whole)))
+                    buffer_of[whole.name] = len(spans) - 1
+                    plan.storage[whole.name] = ("buffer", len(spans) - 1)
+                b = buffer_of[out.name] = buffer_of[whole.name]
+                plan.storage[out.name] = ("sliced", whole.name, ranges)
+                sliced_buffers.add(b)
+                spans[b][1] = max(spans[b][1], last_use.get(out.name, i))
+                continue
+            if out.name in concat_views:  # its pieces are already in place
+                b = buffer_of[out.name]
+                spans[b][1] = max(spans[b][1], last_use.get(out.name, i))
+                continue
             if node.op in VIEW_OPS or out.name in transposed_views or out.name in sliced_views:
                 src = node.inputs[0]
                 if out.name in sliced_views:
@@ -145,6 +164,20 @@ def plan_memory(graph: Graph, external=(), transposed_views=(), sliced_views=())
     plan.per_sample_bytes = ends[True]
     plan.static_bytes = ends[False]
     return plan
+
+
+def _concat_pieces(graph: Graph, concat_views) -> dict:
+    """{input name: (concat output, ((axis, start, stop),))} for the concats in
+    `concat_views`."""
+    pieces = {}
+    for node in graph.nodes:
+        if node.op == "concat" and node.output.name in concat_views:
+            axis = node.attrs["axis"] % node.output.rank
+            start = 0
+            for v in node.inputs:
+                pieces[v.name] = (node.output, ((axis, start, start + v.shape[axis]),))
+                start += v.shape[axis]
+    return pieces
 
 
 def _slice_ranges(node) -> tuple:

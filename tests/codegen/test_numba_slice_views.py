@@ -42,3 +42,29 @@ def test_slices_feeding_elementwise_kernels_are_views_not_copies():
         inputs = [rng.normal(size=(batch, 2 * HALF)).astype(np.float32)]
         for got, expected in zip(program(inputs, batch), interpret(graph, inputs)):
             np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_concat_inputs_computed_by_elementwise_kernels_are_written_in_place():
+    b = GraphBuilder("antirectifier")
+    x = b.input("x", (None, HALF))
+    t = b.mul(x, b.const(3.0))
+    pos, neg = b.relu(t), b.relu(b.neg(t))
+    both = b.concat(pos, neg, axis=1)  # written in place: pos and neg are views of it
+    reused = b.concat(b.exp(t), x, axis=-1)  # x is an input: copies
+    squashed = b.sigmoid(x)
+    w = b.param(np.random.default_rng(1).normal(size=(HALF, 3)).astype(np.float32))
+    product = b.matmul(squashed, w)
+    read_by_a_matmul = b.concat(squashed, b.abs(x), axis=1)  # copies
+    b.output([b.mul(both, b.const(2.0)), b.sub(pos, neg), reused, product, read_by_a_matmul])
+    graph = b.graph
+    program = compile_graph(graph)
+    storage = program.plan.storage
+    assert storage[pos.name] == ("sliced", both.name, ((1, 0, HALF),))
+    assert storage[neg.name] == ("sliced", both.name, ((1, HALF, 2 * HALF),))
+    assert storage[both.name][0] == "buffer"
+    assert storage[t.name][0] == storage[squashed.name][0] == storage[reused.name][0] == "buffer"
+    rng = np.random.default_rng(3)
+    for batch in (1, 9):
+        inputs = [rng.normal(size=(batch, HALF)).astype(np.float32)]
+        for got, expected in zip(program(inputs, batch), interpret(graph, inputs)):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

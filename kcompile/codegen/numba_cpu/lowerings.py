@@ -31,7 +31,7 @@ ELEMENTWISE_OPS = [name for name, p in all_primitives().items() if p.kind in (Ki
 def lower_elementwise(em, node):
     inputs = [em.ref(v) for v in node.inputs]
     text = format_program(program_of(node), [f"in{k}" for k in range(len(inputs))])
-    strided = any(em.plan.storage[v.name][0] == "sliced" for v in node.inputs)
+    strided = any(em.plan.storage[v.name][0] == "sliced" for v in node.inputs + [node.output])
     name = em.shared_kernel(f"k_{node.output.name}",
                             lambda kernel, doc: elementwise_kernel(kernel, node, doc, strided=strided,
                                                                    threaded_from=em.threaded_from),
@@ -148,6 +148,26 @@ def slices_read_in_place(graph) -> set:
             if node.op == "slice" and all(step == 1 for step in node.attrs["steps"])
             and node.output.name not in outputs and users.get(node.output.name)
             and all(user.op in ELEMENTWISE_OPS for user in users[node.output.name])}
+
+
+def concats_written_in_place(graph) -> set:
+    """Outputs of concats whose inputs generated elementwise kernels write straight into
+    their place in the output (antirectifier's concat of relu(x) and relu(-x)): each
+    input is computed by such a kernel and read only by the concat and by such kernels,
+    which all index it through a strided view, so lower_concat copies nothing."""
+    users = graph.users()
+    producers = {v.name: node for node in graph.nodes for v in node.outputs}
+    outputs = {v.name for v in graph.outputs}
+
+    def piece(v, concat):
+        producer = producers.get(v.name)
+        return (producer is not None and producer.op in ELEMENTWISE_OPS and v.name not in outputs
+                and all(user is concat or user.op in ELEMENTWISE_OPS for user in users[v.name]))
+
+    return {node.output.name for node in graph.nodes
+            if node.op == "concat" and node.output.shape[node.attrs["axis"] % node.output.rank] is not None
+            and len({v.name for v in node.inputs}) == len(node.inputs)
+            and all(piece(v, node) for v in node.inputs)}
 
 
 def matrix_product(em, a2: str, b: str, out2: str, ep: tuple):
@@ -340,6 +360,9 @@ def lower_transpose(em, node):
 @lowering("concat")
 def lower_concat(em, node):
     out = node.output
+    if em.plan.storage[node.inputs[0].name][:2] == ("sliced", out.name):
+        em.comment(f"{node.meta.get('layer', node.op)}: concat, its inputs written in place")
+        return
     axis = node.attrs["axis"] % out.rank
     start = 0
     target = em.ref(out)
