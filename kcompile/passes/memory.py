@@ -6,8 +6,8 @@ buffers whose lifetimes do not overlap share space (first fit over free blocks).
 Reshapes are views of their input, and so are the transposes and slices a backend
 reads in place (`transposed_views`, `sliced_views`); the inputs of a concat a backend
 writes in place (`concat_views`) are views of its output; an elementwise node may
-overwrite an input that dies there. Sizes scale with the batch: a buffer's offset and size are
-bytes per sample, so one plan serves every batch size (`arena_bytes(batch)`).
+overwrite an input that dies there. Sizes scale with the batch: a buffer's offset and
+size are bytes per sample, so one plan serves every batch size (`arena_bytes(batch)`).
 """
 from __future__ import annotations
 
