@@ -1,5 +1,6 @@
 """Slices that only feed generated elementwise kernels are strided views of their
-source (the backward pass's pieces of a concat's gradient), not copies."""
+source (the backward pass's pieces of a concat's gradient), not copies; a concat's
+inputs that such kernels compute are written straight into its buffer."""
 import numpy as np
 
 from kcompile.codegen.numba_cpu.compiler import compile_graph
@@ -50,7 +51,8 @@ def test_concat_inputs_computed_by_elementwise_kernels_are_written_in_place():
     t = b.mul(x, b.const(3.0))
     pos, neg = b.relu(t), b.relu(b.neg(t))
     both = b.concat(pos, neg, axis=1)  # written in place: pos and neg are views of it
-    reused = b.concat(b.exp(t), x, axis=-1)  # x is an input: copies
+    grown = b.exp(t)
+    reused = b.concat(grown, x, axis=-1)  # x is an input: copies
     squashed = b.sigmoid(x)
     w = b.param(np.random.default_rng(1).normal(size=(HALF, 3)).astype(np.float32))
     product = b.matmul(squashed, w)
@@ -62,9 +64,9 @@ def test_concat_inputs_computed_by_elementwise_kernels_are_written_in_place():
     assert storage[pos.name] == ("sliced", both.name, ((1, 0, HALF),))
     assert storage[neg.name] == ("sliced", both.name, ((1, HALF, 2 * HALF),))
     assert storage[both.name][0] == "buffer"
-    assert storage[t.name][0] == storage[squashed.name][0] == storage[reused.name][0] == "buffer"
+    assert storage[t.name][0] == storage[grown.name][0] == storage[squashed.name][0] == "buffer"
     rng = np.random.default_rng(3)
-    for batch in (1, 9):
+    for batch in (1, 9):  # 9: the threaded loop, writing rows of the concat from each thread
         inputs = [rng.normal(size=(batch, HALF)).astype(np.float32)]
         for got, expected in zip(program(inputs, batch), interpret(graph, inputs)):
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
