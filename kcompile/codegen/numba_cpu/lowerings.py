@@ -29,15 +29,26 @@ ELEMENTWISE_OPS = [name for name, p in all_primitives().items() if p.kind in (Ki
 
 @lowering(*ELEMENTWISE_OPS)
 def lower_elementwise(em, node):
-    inputs = [em.ref(v) for v in node.inputs]
-    text = format_program(program_of(node), [f"in{k}" for k in range(len(inputs))])
-    strided = any(em.plan.storage[v.name][0] == "sliced" for v in node.inputs + [node.output])
+    arrays, offsets = zip(*(_array_and_offsets(em, v) for v in node.inputs + [node.output]))
+    text = format_program(program_of(node), [f"in{k}" for k in range(len(node.inputs))])
     name = em.shared_kernel(f"k_{node.output.name}",
-                            lambda kernel, doc: elementwise_kernel(kernel, node, doc, strided=strided,
+                            lambda kernel, doc: elementwise_kernel(kernel, node, doc, offsets=offsets,
                                                                    threaded_from=em.threaded_from),
                             f"{node.meta.get('layer', '')}: out = {text}")
     em.comment(f"{node.meta.get('layer', node.op)}: {text}")
-    em.call(name, *inputs, em.ref(node.output))
+    em.call(name, *arrays)
+
+
+def _array_and_offsets(em, value) -> tuple:
+    """(array, None) for a value bound as its own array; (the whole array, where the value
+    starts along each axis) for a slice read in place or a concat's piece written there."""
+    storage = em.plan.storage[value.name]
+    if storage[0] != "sliced":
+        return em.ref(value), None
+    offsets = [0] * value.rank
+    for axis, start, _ in storage[2]:
+        offsets[axis] = start
+    return em.ref(em.values[storage[1]]), tuple(offsets)
 
 
 # -- epilogues -------------------------------------------------------------------------------
