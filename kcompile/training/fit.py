@@ -12,6 +12,7 @@ import threading
 
 import numpy as np
 
+from ..codegen.numba_cpu.kernels.reduce import weighted_sum
 from ..errors import InputError, KcompileError
 from ..runtime.inputs import batch_size_of, normalize_inputs
 
@@ -200,7 +201,7 @@ class Evaluator:
 
     def run(self, inputs, targets, weights, batch):
         outputs = self.program(list(inputs) + list(targets), batch)
-        return float(np.sum(outputs[0] * weights) / batch), outputs[1:]
+        return weighted_sum(outputs[0], weights) / batch, outputs[1:]
 
 
 def _evaluator(model):
@@ -243,6 +244,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
                                      verbose=show, epochs=epochs, steps=steps)
     model.stop_training = False
     rng = np.random.default_rng(model.train_seed)
+    uniform = sample_weight is None and not class_weight  # the step then reuses its own weights
     history_callbacks.on_train_begin()
     logs = {}
     for epoch in range(initial_epoch, epochs):
@@ -255,7 +257,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
             inputs = [a[index] for a in xs]
             targets = trainer.check_targets([a[index] for a in ys], batch)
             with _atomic_step():
-                loss, predictions = trainer.step(inputs, targets, weights[index], batch)
+                loss, predictions = trainer.step(inputs, targets, None if uniform else weights[index], batch)
             _update(model, loss, batch, predictions, [a[index] for a in ys], weights[index])
             logs = _logs(model)
             if not np.isfinite(loss):
@@ -315,8 +317,9 @@ def train_on_batch(model, x, y, sample_weight, class_weight, return_dict):
     xs, ys, weights, n = _prepare(model, x, y, sample_weight, class_weight)
     _reset(model)
     targets = trainer.check_targets(ys, n)
+    uniform = sample_weight is None and not class_weight  # the step then reuses its own weights
     with _atomic_step():
-        loss, predictions = trainer.step(xs, targets, weights, n)
+        loss, predictions = trainer.step(xs, targets, None if uniform else weights, n)
     _update(model, loss, n, predictions, ys, weights)
     return _result(_logs(model), return_dict)
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..autodiff import gradient_graph, trainable_as_inputs, trainable_params
 from ..codegen.numba_cpu.kernels.random import bernoulli_fill
-from ..codegen.numba_cpu.kernels.reduce import count_nonfinite
+from ..codegen.numba_cpu.kernels.reduce import count_nonfinite, weighted_sum
 from ..codegen.numba_cpu.threads import configure_threading
 from ..errors import InputError, KcompileError
 from ..frontend.model import ModelWalker
@@ -94,6 +94,7 @@ class Trainer:
         self.losses = losses
         self.loss_weights = loss_weights
         self.rng = np.random.default_rng(seed)
+        self._uniform_weights: dict = {}  # batch -> (ones, ones / batch)
         if model.source is None:
             raise KcompileError("training needs the model's Keras source (a model file or keras.Model), "
                                 "not a loaded artifact")
@@ -145,19 +146,30 @@ class Trainer:
             arrays.append(np.ascontiguousarray(y, dtype=value.dtype))
         return arrays
 
-    def _program_inputs(self, inputs: list, targets: list, weights, batch: int) -> list:
+    def _weights(self, sample_weight, batch: int) -> tuple:
+        """(per-sample loss weights, the same divided by the batch: the program's input),
+        made once per batch size when there are none."""
+        if sample_weight is None:
+            if batch not in self._uniform_weights:
+                ones = np.ones(batch, np.float32)
+                self._uniform_weights[batch] = (ones, ones / batch)
+            return self._uniform_weights[batch]
+        weights = np.asarray(sample_weight, np.float32)
+        return weights, weights / batch
+
+    def _program_inputs(self, inputs: list, targets: list, scaled_weights, batch: int) -> list:
         """The training program's inputs: the model's, fresh noise for Dropout and the
         like (drawn into the program's own input views, which it then does not copy), the
-        targets, and the per-sample loss weights (divided by the batch)."""
+        targets, and the per-sample loss weights divided by the batch."""
         views = self.program.input_views(batch)
         noise = views[len(inputs):len(inputs) + len(self.random_specs)]
         draw_random_inputs(self.random_specs, noise, self.rng)
-        return list(inputs) + noise + list(targets) + [weights / batch]
+        return list(inputs) + noise + list(targets) + [scaled_weights]
 
     def profile(self, inputs: list, targets: list, batch: int, repeats: int = 20) -> list:
         """(label, median seconds) of each step of the training program, then of the
         optimizer update (on copies: the model and its optimizer are left as they were)."""
-        program_inputs = self._program_inputs(inputs, targets, np.ones(batch, np.float32), batch)
+        program_inputs = self._program_inputs(inputs, targets, self._weights(None, batch)[1], batch)
         steps = self.program.profile(program_inputs, batch, repeats)
         outputs = self.program(program_inputs, batch)
         grads = [outputs[i] for i in self.grad_outputs]
@@ -173,10 +185,10 @@ class Trainer:
     def step(self, inputs: list, targets: list, sample_weight, batch: int) -> tuple:
         """One optimizer step on one batch: returns (loss, predictions). A non-finite loss
         leaves the weights as they were."""
-        weights = np.ones(batch, np.float32) if sample_weight is None else np.asarray(sample_weight, np.float32)
+        weights, scaled = self._weights(sample_weight, batch)
         # Views of the program's arena: read here, before the next step overwrites them.
-        outputs = self.program.run_in_place(self._program_inputs(inputs, targets, weights, batch), batch)
-        loss = float(np.sum(outputs[0] * weights) / batch)
+        outputs = self.program.run_in_place(self._program_inputs(inputs, targets, scaled, batch), batch)
+        loss = weighted_sum(outputs[0], weights) / batch
         grads = [outputs[i] for i in self.grad_outputs]
         for name, param, grad in zip(self.wrt, self.params, grads):
             regularizer = self.penalties.get(name, (None, None))[0]

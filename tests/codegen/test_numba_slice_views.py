@@ -25,7 +25,8 @@ def test_slices_feeding_elementwise_kernels_are_views_not_copies():
     reversed_ = b.neg(b.slice(g, axes=(1,), starts=(5,), stops=(0,), steps=(-1,)))  # not unit step
     edge = _columns(b, g, 1, 3)  # an output: stays a copy
     left, right = _columns(b, g, 0, HALF), _columns(b, g, -HALF, 10**6)  # bounds normalized
-    b.output([product, reversed_, edge, b.add(b.mul(left, right), right)])
+    column = _columns(b, g, 3, 4)  # (batch, 1): broadcast along the row, at its offset
+    b.output([product, reversed_, edge, b.mul(right, column), b.add(b.mul(left, right), right)])
     # The last output is one fused kernel, where g dies: it may not write over g.
     graph = fuse_elementwise(b.graph)
     producers = {node.output.name: node for node in graph.nodes}
@@ -35,8 +36,8 @@ def test_slices_feeding_elementwise_kernels_are_views_not_copies():
     storage = program.plan.storage
     slices = [node.output.name for node in graph.nodes if node.op == "slice"]
     g = producers[slices[0]].inputs[0]
-    assert [storage[name][0] for name in slices] == ["buffer", "buffer", "buffer", "sliced", "sliced"]
-    assert storage[slices[-1]][2] == ((1, HALF, 2 * HALF),)
+    assert [storage[name][0] for name in slices] == ["buffer", "buffer", "buffer", "sliced", "sliced", "sliced"]
+    assert storage[slices[4]][2] == ((1, HALF, 2 * HALF),)
     assert storage[total.name] != storage[g.name]
     rng = np.random.default_rng(2)
     for batch in (1, 9):  # 9: the threaded loop

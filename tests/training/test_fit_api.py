@@ -71,7 +71,7 @@ def test_training_step_threads_small_elementwise_kernels_and_matches_the_interpr
     trainer = model.trainer
     relu_grads = [k for k in trainer.program.source.split("@njit")[1:] if "relu_grad" in k]
     assert relu_grads and all("parallel=True" in kernel and "prange" in kernel for kernel in relu_grads)
-    inputs = [np.array(a) for a in trainer._program_inputs([x], [y.astype(np.int32)], np.ones(128, np.float32), 128)]
+    inputs = [np.array(a) for a in trainer._program_inputs([x], [y.astype(np.int32)], trainer._weights(None, 128)[1], 128)]
     got = trainer.program(inputs, 128)
     external = set(trainer.arrays)
     arrays = dict(zip([v.name for v in trainer.graph.inputs if v.name not in external], inputs), **trainer.arrays)

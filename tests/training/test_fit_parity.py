@@ -73,3 +73,28 @@ def test_per_step_loss_follows_keras(saved, name, optimizer):
     x = np.random.default_rng(99).normal(size=(8,) + tuple(reference.inputs[0].shape[1:])).astype(np.float32)
     ours, theirs = compiled.predict(x, verbose=0), reference.predict(x, verbose=0)
     assert np.abs(ours - theirs).max() <= (1e-3 if exact == STEPS else 5e-2), np.abs(ours - theirs).max()
+
+
+@pytest.mark.parametrize("weighting", ["sample_weight", "class_weight"])
+def test_weighted_steps_follow_keras(saved, weighting):
+    """train_on_batch and fit with per-sample or per-class loss weights, as Keras."""
+    K = keras3()
+    reference = K.models.load_model(saved["mnist_mlp"])
+    reference.compile(optimizer=K.optimizers.deserialize(OPTIMIZERS["adam"]), loss="sparse_categorical_crossentropy")
+    compiled = kcompile.compile(saved["mnist_mlp"])
+    compiled.compile(optimizer=OPTIMIZERS["adam"], loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(5)
+    class_weight = {c: float(w) for c, w in enumerate(rng.uniform(0.2, 3.0, 10))}
+    for step, (x, y) in enumerate(batches(reference)):
+        if step == 5:
+            break
+        kwargs = ({"sample_weight": rng.uniform(0.0, 2.0, len(y)).astype(np.float32)} if weighting == "sample_weight"
+                  else {"class_weight": class_weight})
+        expected = float(reference.train_on_batch(x, y, **kwargs))
+        got = float(compiled.train_on_batch(x, y, **kwargs))
+        assert abs(got - expected) <= 1e-4 * abs(expected), (step, got, expected)
+    x, y = next(batches(reference, seed=1))
+    kwargs = {"sample_weight": np.linspace(0.0, 2.0, len(y))} if weighting == "sample_weight" else {"class_weight": class_weight}
+    expected = reference.fit(x, y, batch_size=8, shuffle=False, verbose=0, **kwargs).history["loss"]
+    got = compiled.fit(x, y, batch_size=8, shuffle=False, verbose=0, **kwargs).history["loss"]
+    np.testing.assert_allclose(got, expected, rtol=1e-4)

@@ -89,9 +89,11 @@ def _operand_index(shape, out_shape, coords, offsets) -> str:
     align = len(out_shape) - len(shape)
     index = []
     for j, (d, start) in enumerate(zip(shape, offsets)):
-        stretched = d == 1 and out_shape[align + j] != 1
-        coord = "0" if stretched else coords[align + j]
-        index.append(str(start) if coord == "0" else (f"{coord} + {start}" if start else coord))
+        coord = coords[align + j]
+        if d == 1 and out_shape[align + j] != 1:  # stretched
+            index.append(str(start))
+        else:
+            index.append(f"{coord} + {start}" if start else coord)
     return ", ".join(index)
 
 
