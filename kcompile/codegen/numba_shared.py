@@ -52,13 +52,16 @@ SCALAR_TEMPLATES = {
 }
 
 
-def broadcast_index(input_shape, out_shape, coords) -> str:
-    """Index of an operand broadcast against the output: 0 along its stretched axes."""
+def broadcast_index(input_shape, out_shape, coords, starts=None) -> str:
+    """Index of an operand broadcast against the output: 0 along its stretched axes, then
+    shifted by `starts` (per operand axis: where it begins in the array passed for it)."""
     offset = len(out_shape) - len(input_shape)
+    starts = starts or (0,) * len(input_shape)
     index = []
-    for j, d in enumerate(input_shape):
+    for j, (d, start) in enumerate(zip(input_shape, starts)):
         stretched = d == 1 and out_shape[offset + j] != 1
-        index.append("0" if stretched else coords[offset + j])
+        coord = "0" if stretched else coords[offset + j]
+        index.append(coord if not start else (str(start) if stretched else f"{coord} + {start}"))
     return index_text(index)
 
 
@@ -112,11 +115,6 @@ class BindEmitter:
             self.lines.append(f"{name} = {self.ref(self.values[storage[1]])}.reshape({shape})")
         elif storage[0] == "transposed":
             self.lines.append(f"{name} = {self.ref(self.values[storage[1]])}.T")
-        elif storage[0] == "sliced":
-            entries = [":"] * value.rank
-            for axis, start, stop in storage[2]:
-                entries[axis] = f"{start}:{stop}"
-            self.lines.append(f"{name} = {self.ref(self.values[storage[1]])}[{', '.join(entries)}]")
         else:
             dtype = self.numpy_dtypes.get(value.dtype, value.dtype)
             self.lines.append(f"{name} = {self._arena_span(value)}.view(np.{dtype}).reshape({shape})")

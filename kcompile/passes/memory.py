@@ -52,8 +52,8 @@ class Buffer:
 
 @dataclass
 class MemoryPlan:
-    # name -> ("param",) | ("view", src) | ("transposed", src) | ("sliced", src, ((axis, start, stop), ...))
-    #         | ("buffer", id) | ("external", k)
+    # name -> ("param",) | ("view", src) | ("transposed", src) | ("buffer", id) | ("external", k)
+    #         | ("sliced", src, ((axis, start, stop), ...)): a backend's kernels index src at those offsets
     storage: dict = field(default_factory=dict)
     inputs: list = field(default_factory=list)  # graph input k -> buffer id
     buffers: list = field(default_factory=list)
