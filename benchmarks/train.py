@@ -236,12 +236,16 @@ def markdown(rows, batch: int, threads: int, peak: float) -> str:
                    f"{mb(r.get('memory_kcompile_first'))} |")
     out += ["", f"The step's matrix products and convolutions (forward and backward) against the machine's float32 "
             f"GEMM peak (NumPy, {threads} threads): {peak:.0f} GFLOP/s. A step at half of Keras's time has to run "
-            "them at the last column's rate, the rest of the step taking no time at all.", "",
-            "| model | GFLOP per step | kcompile GFLOP/s | Keras GFLOP/s | needed for 0.5x Keras |", "|---|---|---|---|---|"]
+            "them at the rate in the \"needed\" columns, the rest of the step taking no time at all.", "",
+            "| model | GFLOP per step | kcompile GFLOP/s | Keras GFLOP/s | needed for 0.5x Keras | "
+            "Keras jit_compile GFLOP/s | needed for 0.5x Keras jit_compile |", "|---|---|---|---|---|---|---|"]
+
+    def rates(seconds, gflop):
+        return "n/a | n/a |" if seconds is None else f"{gflop / seconds:.0f} | {2 * gflop / seconds:.0f} |"
+
     for r in (r for r in rows if r.get("gflop") and r["kcompile"]):
-        keras_rate = r["gflop"] / r["keras"] if r["keras"] else None
         out.append(f"| {r['model']} | {r['gflop']:.2f} | {r['gflop'] / r['kcompile']:.0f} | "
-                   + ("n/a | n/a |" if keras_rate is None else f"{keras_rate:.0f} | {2 * keras_rate:.0f} |"))
+                   f"{rates(r['keras'], r['gflop'])} {rates(r['keras_xla'], r['gflop'])}")
     errors = [f"- {r['model']}, {kind}: {r[kind + '_error']}" for r in rows for kind in ("kcompile", "keras", "keras_xla")
               if kind + "_error" in r]
     return "\n".join(out + ([""] + errors if errors else []))
