@@ -150,9 +150,9 @@ def transposes_read_in_place(graph) -> set:
 
 def slices_read_in_place(graph) -> set:
     """Outputs of unit-step slices that only feed generated elementwise kernels: those
-    index the slice's source through a strided view (the backward pass's pieces of a
-    concat's gradient), so the memory plan makes them views and lower_slice writes
-    nothing."""
+    index the slice's source at the slice's offsets (the backward pass's pieces of a
+    concat's gradient; see _array_and_offsets), so the memory plan makes them views and
+    lower_slice writes nothing."""
     users = graph.users()
     outputs = {v.name for v in graph.outputs}
     return {node.output.name for node in graph.nodes
@@ -165,7 +165,8 @@ def concats_written_in_place(graph) -> set:
     """Outputs of concats whose inputs generated elementwise kernels write straight into
     their place in the output (antirectifier's concat of relu(x) and relu(-x)): each
     input is computed by such a kernel and read only by the concat and by such kernels,
-    which all index it through a strided view, so lower_concat copies nothing."""
+    which all index it in the concat's buffer at its offset, so lower_concat copies
+    nothing."""
     users = graph.users()
     producers = {v.name: node for node in graph.nodes for v in node.outputs}
     outputs = {v.name for v in graph.outputs}
